@@ -1,0 +1,255 @@
+"""Configuration: config.toml in the home folder, a profile, `-c key=value` overrides, environment.
+
+Precedence (last wins): built-in defaults < config.toml < [profiles.NAME] < -c overrides < flags.
+Every mistake becomes a ConfigError whose message names the file and the key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codex_tui.protocol import SANDBOX_MODES
+
+WIRE_APIS = ("responses", "chat")
+EFFORTS = ("minimal", "low", "medium", "high")
+BACKENDS = ("auto", "docker", "local")
+APPROVAL_POLICIES = ("on-request", "never")
+
+
+class ConfigError(Exception):
+    """A config file, profile or override is wrong; the message says where and how."""
+
+
+@dataclass(slots=True)
+class ModelProvider:
+    """Where a model is reached: Codex's [model_providers.NAME] table."""
+
+    name: str
+    base_url: str | None = None
+    env_key: str | None = "OPENAI_API_KEY"
+    wire_api: str = "responses"
+    requires_api_key: bool = True
+
+    def api_key(self) -> str | None:
+        """The key from the environment, if this provider names one."""
+        return os.environ.get(self.env_key) if self.env_key else None
+
+
+BUILTIN_PROVIDERS: dict[str, ModelProvider] = {
+    "openai": ModelProvider("openai", None, "OPENAI_API_KEY", "responses"),
+    "ollama": ModelProvider("ollama", "http://localhost:11434/v1", None, "chat", False),
+    "lmstudio": ModelProvider("lmstudio", "http://localhost:1234/v1", None, "chat", False),
+    "openrouter": ModelProvider("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", "chat"),
+}
+
+
+@dataclass(slots=True)
+class Config:
+    """Resolved settings for one run of the app."""
+
+    model: str = "gpt-5-codex"
+    model_provider: str = "openai"
+    model_providers: dict[str, ModelProvider] = field(default_factory=dict)
+    model_reasoning_effort: str = "medium"
+    model_context_window: int = 272_000
+    sandbox_mode: str = "auto"
+    sandbox_backend: str = "auto"
+    sandbox_image: str = "codex-tui-sandbox:latest"
+    sandbox_cpus: float = 2.0
+    sandbox_memory_mb: int = 2048
+    sandbox_pids: int = 512
+    setup: str | None = None
+    approval_policy: str = "on-request"
+    max_parallel_tasks: int = 4
+    include_uncommitted: bool = True
+    shell_timeout_ms: int = 10_000
+    stream_idle_timeout_s: float = 300.0
+    request_max_retries: int = 4
+    theme: str = "codex-dark"
+    keymap: dict[str, str] = field(default_factory=dict)
+    home: Path = field(default_factory=lambda: default_home())
+    source: str = "defaults"
+
+    @property
+    def provider(self) -> ModelProvider:
+        """The active provider (built-in or from config)."""
+        providers = {**BUILTIN_PROVIDERS, **self.model_providers}
+        try:
+            return providers[self.model_provider]
+        except KeyError:
+            known = ", ".join(sorted(providers))
+            raise ConfigError(
+                f"{self.source}: model_provider '{self.model_provider}' is not defined "
+                f"(known: {known}; add [model_providers.{self.model_provider}])"
+            ) from None
+
+    @property
+    def data_dir(self) -> Path:
+        """Rollouts, the task index and task checkouts live here."""
+        return self.home / "data"
+
+    @property
+    def themes_dir(self) -> Path:
+        """The user's own theme files."""
+        return self.home / "themes"
+
+
+def default_home() -> Path:
+    """CODEX_TUI_HOME, else $XDG_CONFIG_HOME/codex-tui, else ~/.config/codex-tui."""
+    if env := os.environ.get("CODEX_TUI_HOME"):
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "codex-tui"
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "model": str,
+    "model_provider": str,
+    "model_reasoning_effort": str,
+    "model_context_window": int,
+    "sandbox_mode": str,
+    "sandbox_backend": str,
+    "sandbox_image": str,
+    "sandbox_cpus": (int, float),
+    "sandbox_memory_mb": int,
+    "sandbox_pids": int,
+    "setup": str,
+    "approval_policy": str,
+    "max_parallel_tasks": int,
+    "include_uncommitted": bool,
+    "shell_timeout_ms": int,
+    "stream_idle_timeout_s": (int, float),
+    "request_max_retries": int,
+    "theme": str,
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "model_reasoning_effort": EFFORTS,
+    "sandbox_mode": SANDBOX_MODES,
+    "sandbox_backend": BACKENDS,
+    "approval_policy": APPROVAL_POLICIES,
+}
+_TABLES = ("model_providers", "profiles", "keymap")
+
+
+def load_config(
+    *,
+    home: Path | None = None,
+    profile: str | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """Read config.toml under `home`, apply a profile and `-c key=value` overrides."""
+    home = home or default_home()
+    path = home / "config.toml"
+    raw: dict[str, Any] = {}
+    source = str(path)
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    cfg = Config(home=home, source=source)
+    _apply(cfg, {k: v for k, v in raw.items() if k not in ("profiles",)}, source)
+    profile = profile or raw.get("profile")
+    if profile:
+        profiles = raw.get("profiles", {})
+        if not isinstance(profiles, dict) or profile not in profiles:
+            raise ConfigError(f"{source}: profile '{profile}' not found under [profiles]")
+        _apply(cfg, profiles[profile], f"{source} [profiles.{profile}]")
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _apply(cfg, _nest(key, value), f"-c {item}")
+    return cfg
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`key=value` with a TOML value; a bare word is taken as a string (`-c model=o3`)."""
+    if "=" not in item:
+        raise ConfigError(f"-c {item}: expected key=value")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return key, value
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    parts = dotted.split(".")
+    out: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        out = {part: out}
+    return out
+
+
+def _apply(cfg: Config, data: dict[str, Any], source: str) -> None:
+    for key, value in data.items():
+        if key == "profile":
+            continue
+        if key == "model_providers":
+            _apply_providers(cfg, value, source)
+        elif key == "keymap":
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise ConfigError(f"{source}: key 'keymap': expected a table of id = \"key\"")
+            cfg.keymap.update(value)
+        elif key == "sandbox" and isinstance(value, dict):
+            _apply(cfg, {f"sandbox_{k}": v for k, v in value.items()}, source)
+        elif key in _TYPES:
+            setattr(cfg, key, _check(key, value, source))
+        else:
+            raise ConfigError(f"{source}: unknown key '{key}'")
+
+
+def _check(key: str, value: Any, source: str) -> Any:
+    expected = _TYPES[key]
+    if isinstance(value, bool) and expected is not bool:
+        raise ConfigError(f"{source}: key '{key}': expected {_type_name(expected)}, got a boolean")
+    if not isinstance(value, expected):
+        raise ConfigError(f"{source}: key '{key}': expected {_type_name(expected)}, got {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ConfigError(f"{source}: key '{key}': '{value}' is not one of {', '.join(_CHOICES[key])}")
+    if key == "max_parallel_tasks" and isinstance(value, int) and value < 1:
+        raise ConfigError(f"{source}: key '{key}': must be at least 1")
+    return value
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    if isinstance(expected, tuple):
+        return "a number"
+    return {str: "a string", int: "an integer", bool: "true or false"}.get(expected, "a value")
+
+
+def _apply_providers(cfg: Config, value: Any, source: str) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: key 'model_providers': expected a table")
+    for name, table in value.items():
+        where = f"{source}: [model_providers.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table")
+        base = cfg.model_providers.get(name) or BUILTIN_PROVIDERS.get(name) or ModelProvider(name)
+        provider = ModelProvider(name, base.base_url, base.env_key, base.wire_api, base.requires_api_key)
+        for key, item in table.items():
+            if key == "name":
+                continue
+            if key not in ("base_url", "env_key", "wire_api", "requires_api_key"):
+                raise ConfigError(f"{where}: unknown key '{key}'")
+            if key == "requires_api_key":
+                if not isinstance(item, bool):
+                    raise ConfigError(f"{where}: key '{key}': expected true or false")
+            elif not isinstance(item, str):
+                raise ConfigError(f"{where}: key '{key}': expected a string")
+            if key == "wire_api" and item not in WIRE_APIS:
+                raise ConfigError(f"{where}: key 'wire_api': '{item}' is not one of responses, chat")
+            setattr(provider, key, item)
+        if "env_key" not in table and "base_url" in table and name not in BUILTIN_PROVIDERS:
+            provider.requires_api_key = False
+            provider.env_key = None
+        cfg.model_providers[name] = provider

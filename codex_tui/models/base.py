@@ -1,0 +1,115 @@
+"""The model-facing contract: a neutral conversation history, tool specs and streamed model events.
+
+The agent keeps its history as a list of plain JSON items (below); each wire client
+(`responses.py`, `chat.py`) converts them to its API's shape on every request, so the same history
+can be resent as an exact prefix and written to the rollout unchanged.
+
+History items (dicts):
+  {"type": "message", "role": "user"|"assistant"|"system",
+   "content": [{"type": "text", "text": str} | {"type": "image", "image_url": "data:…", "name": str}]}
+  {"type": "reasoning", "text": str, "encrypted_content": str|None, "id": str|None}
+  {"type": "tool_call", "call_id": str, "name": str, "arguments": str, "kind": "function"|"custom"}
+  {"type": "tool_result", "call_id": str, "output": str, "kind": "function"|"custom"}
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+HistoryItem = dict[str, Any]
+
+
+@dataclass(slots=True)
+class ToolSpec:
+    """A tool offered to the model: a JSON-schema function, or a freeform (custom) tool."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    freeform_grammar: str | None = None
+    """Lark grammar for a Responses API custom tool; None for a plain function tool."""
+
+
+@dataclass(slots=True)
+class ModelRequest:
+    """Everything one model call needs; the history is resent in full each turn."""
+
+    model: str
+    instructions: str
+    history: list[HistoryItem]
+    tools: list[ToolSpec] = field(default_factory=list)
+    reasoning_effort: str | None = None
+    parallel_tool_calls: bool = True
+    conversation_id: str | None = None
+    """Stable per task; sent as prompt_cache_key where the API accepts it."""
+
+
+@dataclass(slots=True)
+class TextDelta:
+    """A piece of the assistant's visible answer."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ReasoningDelta:
+    """A piece of a reasoning summary (shown dimmed)."""
+
+    text: str
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A complete tool call; `arguments` is the raw string the model produced (may be bad JSON)."""
+
+    call_id: str
+    name: str
+    arguments: str
+    kind: Literal["function", "custom"] = "function"
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token usage of one model call."""
+
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Retrying:
+    """The client is about to retry after a failure (shown to the user, not the model)."""
+
+    attempt: int
+    delay_s: float
+    reason: str
+
+
+@dataclass(slots=True)
+class Completed:
+    """The call finished: the final items to append to history, and usage."""
+
+    items: list[HistoryItem]
+    usage: Usage
+
+
+ModelEvent = TextDelta | ReasoningDelta | ToolCall | Retrying | Completed
+
+
+class ModelError(Exception):
+    """The model call failed for good (retries exhausted or a non-retryable error)."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ModelClient(Protocol):
+    """One wire API. `stream` yields deltas and tool calls, and ends with exactly one Completed."""
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Stream one model call; raises ModelError when it cannot complete."""
+        ...

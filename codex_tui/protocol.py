@@ -1,0 +1,182 @@
+"""Events and operations: the contract between the core and every front end.
+
+The core (models, tools, sandboxes, workspaces, agent, tasks) emits :class:`Event` values and
+accepts :class:`Op` values. Both are plain JSON data so the task manager can later move behind a
+socket without changing the TUI, `exec` or the rollout store. This module imports nothing of ours.
+
+Event types mirror Codex's ``exec --json`` stream (``thread.started``, ``turn.started``,
+``item.started|updated|completed``, ``turn.completed``, ``turn.failed``, ``error``) plus what a live
+UI needs (output deltas, approvals, diffs, task status).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Literal
+
+# --- event types -------------------------------------------------------------------------------
+
+TASK_CREATED: Final = "task.created"
+"""data: title, prompt, images[], attempt (1-based), attempts, group_id, mode, model, repo, effort"""
+TASK_STATUS: Final = "task.status"
+"""data: status (one of TaskStatus), message? (why it failed / was cancelled)"""
+THREAD_STARTED: Final = "thread.started"
+"""data: thread_id"""
+TURN_STARTED: Final = "turn.started"
+"""data: turn (1-based index)"""
+TURN_COMPLETED: Final = "turn.completed"
+"""data: turn, usage {input_tokens, cached_input_tokens, output_tokens}"""
+TURN_FAILED: Final = "turn.failed"
+"""data: turn, error {message}"""
+USER_MESSAGE: Final = "user.message"
+"""data: text, images[] (file names), kind: prompt|steer|follow_up"""
+ITEM_STARTED: Final = "item.started"
+ITEM_UPDATED: Final = "item.updated"
+ITEM_COMPLETED: Final = "item.completed"
+"""data: item (see the ITEM_* kinds below)"""
+MESSAGE_DELTA: Final = "message.delta"
+"""data: item_id, kind: agent_message|reasoning, delta (batched text)"""
+OUTPUT_DELTA: Final = "command.output_delta"
+"""data: item_id, stream: stdout|stderr, text (batched, decoded with replacement)"""
+APPROVAL_REQUESTED: Final = "approval.requested"
+"""data: request_id, kind: command|patch|network, command?, patch?, reason"""
+APPROVAL_RESOLVED: Final = "approval.resolved"
+"""data: request_id, decision (one of ApprovalDecision)"""
+DIFF_UPDATED: Final = "diff.updated"
+"""data: files [{path, status: added|modified|deleted|renamed, added, removed}], added, removed"""
+CONTEXT_UPDATED: Final = "context.updated"
+"""data: used_tokens, window_tokens, total {input_tokens, cached_input_tokens, output_tokens}"""
+COMPACTED: Final = "context.compacted"
+"""data: before_tokens, after_tokens, summary"""
+SANDBOX_INFO: Final = "sandbox.info"
+"""data: backend, image?, container_id?, message (what is and is not isolated)"""
+NOTE: Final = "note"
+"""data: level: info|warning|error, message — something the user should see, not the model"""
+ERROR: Final = "error"
+"""data: message — a failure the task could not recover from"""
+
+# --- item kinds (data.item.type of item.* events) ----------------------------------------------
+
+ITEM_AGENT_MESSAGE: Final = "agent_message"
+"""{id, type, text}"""
+ITEM_REASONING: Final = "reasoning"
+"""{id, type, text}"""
+ITEM_COMMAND: Final = "command_execution"
+"""{id, type, command, aggregated_output, exit_code|None, status: in_progress|completed|failed|
+declined, duration_ms?, timed_out?}  — aggregated_output is head+tail truncated in events"""
+ITEM_FILE_CHANGE: Final = "file_change"
+"""{id, type, changes [{path, kind: add|delete|update, move_path?}], status: completed|failed,
+added?, removed?, error?}"""
+ITEM_TODO_LIST: Final = "todo_list"
+"""{id, type, explanation?, items [{text, status: pending|in_progress|completed, completed: bool}]}"""
+ITEM_ERROR: Final = "error"
+"""{id, type, message}"""
+ITEM_IMAGE: Final = "image_view"
+"""{id, type, path} — view_image attached an image from the workspace"""
+
+TaskStatus = Literal[
+    "queued",
+    "starting",
+    "running",
+    "waiting_approval",
+    "ready",
+    "applied",
+    "failed",
+    "cancelled",
+]
+TERMINAL_STATUSES: Final = frozenset({"ready", "applied", "failed", "cancelled"})
+
+SandboxMode = Literal["read-only", "auto", "full-access"]
+SANDBOX_MODES: Final = ("read-only", "auto", "full-access")
+
+ApprovalDecision = Literal["approve", "approve_task", "deny"]
+ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+
+
+@dataclass(slots=True)
+class Event:
+    """One fact about one task; `seq` increases by one per task so a pane can resume anywhere."""
+
+    type: str
+    task_id: str
+    seq: int
+    data: dict[str, Any] = field(default_factory=dict)
+    ts: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        """Serialise to one JSON line (no newline)."""
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> Event:
+        """Parse a line written by :meth:`to_json`."""
+        raw = json.loads(line)
+        return cls(
+            type=raw["type"],
+            task_id=raw["task_id"],
+            seq=int(raw["seq"]),
+            data=raw.get("data") or {},
+            ts=float(raw.get("ts", 0.0)),
+        )
+
+
+# --- operations --------------------------------------------------------------------------------
+
+OP_SUBMIT: Final = "task.submit"
+"""data: prompt, images[] (host paths), attempts (1-4), mode?, model?, effort?, repo?, title?"""
+OP_USER_MESSAGE: Final = "task.user_message"
+"""data: text, images[] — steers a running task, or starts a follow-up turn on a finished one"""
+OP_INTERRUPT: Final = "task.interrupt"
+"""data: {} — stops the current turn (model stream and running command); the task stays open"""
+OP_CANCEL: Final = "task.cancel"
+OP_RETRY: Final = "task.retry"
+OP_ARCHIVE: Final = "task.archive"
+OP_APPROVE: Final = "task.approve"
+"""data: request_id, decision (ApprovalDecision)"""
+OP_APPLY: Final = "task.apply"
+"""data: branch: bool, dry_run: bool"""
+OP_UNDO: Final = "task.undo"
+OP_COMPACT: Final = "task.compact"
+OP_SET_MODE: Final = "task.set_mode"
+"""data: mode"""
+OP_GET_DIFF: Final = "task.get_diff"
+"""data: {} — OpResult.data = {patch: unified diff text against the task's start, files: [...]}"""
+
+
+@dataclass(slots=True)
+class Op:
+    """A request from a front end to the task manager; `task_id` is empty for task.submit."""
+
+    type: str
+    task_id: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Serialise to one JSON line (no newline)."""
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> Op:
+        """Parse a line written by :meth:`to_json`."""
+        raw = json.loads(line)
+        return cls(type=raw["type"], task_id=raw.get("task_id", ""), data=raw.get("data") or {})
+
+
+@dataclass(slots=True)
+class OpResult:
+    """The task manager's answer to an :class:`Op`: ok, a message, and e.g. new task ids."""
+
+    ok: bool
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def usage_dict(input_tokens: int = 0, cached_input_tokens: int = 0, output_tokens: int = 0) -> dict[str, int]:
+    """The usage shape shared by turn.completed and context.updated."""
+    return {
+        "input_tokens": input_tokens,
+        "cached_input_tokens": cached_input_tokens,
+        "output_tokens": output_tokens,
+    }
