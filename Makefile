@@ -1,0 +1,60 @@
+# codex-tui developer commands. `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install docker image demo exec-demo run test test-fast lint format bench screenshots clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Start a Docker engine (installing docker.io as root if needed) and build the sandbox image.
+docker: install
+	PYTHON=$(BIN)/python bash scripts/ensure_docker.sh
+
+## The demo: the TUI on a sample repository with the scripted model (no API key, no network).
+## Uses Docker sandboxes when an engine can be started, else the local backend (the app says so).
+demo: install
+	@PYTHON=$(BIN)/python bash scripts/ensure_docker.sh || echo "codex-tui: no Docker engine; the demo runs with the local sandbox backend"
+	$(BIN)/codex-tui --demo
+
+## The same demo, headless: progress on stderr, the final message on stdout.
+exec-demo: install
+	@PYTHON=$(BIN)/python bash scripts/ensure_docker.sh || echo "codex-tui: no Docker engine; the demo runs with the local sandbox backend"
+	$(BIN)/codex-tui exec --demo
+
+run: install
+	$(BIN)/codex-tui
+
+## The whole test suite: unit, integration (real Docker engine), TUI (Pilot + snapshots), e2e (tmux).
+test: docker
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## Everything but the Docker and tmux tests (for a quick loop while editing).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not docker and not e2e"
+
+lint: install
+	$(BIN)/ruff check codex_tui tests bench scripts
+	$(BIN)/ruff format --check codex_tui tests bench scripts
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format codex_tui tests bench scripts
+	$(BIN)/ruff check --fix codex_tui tests bench scripts
+
+bench: docker
+	@mkdir -p bench/results
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+screenshots: install
+	$(BIN)/python scripts/screenshots.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,64 @@
+"""Shared fixtures: an isolated app home per test and real git repositories in temp folders."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = (
+    ["tests.conftest_docker"] if (Path(__file__).parent / "conftest_docker.py").exists() else []
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own CODEX_TUI_HOME so nothing touches the developer's config or data."""
+    home = tmp_path_factory.mktemp("codex-home")
+    monkeypatch.setenv("CODEX_TUI_HOME", str(home))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    yield home
+
+
+def run_git(repo: Path, *args: str) -> str:
+    """Run git in `repo` and return its stdout (raises on failure)."""
+    out = subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+def make_repo(path: Path, files: dict[str, str]) -> Path:
+    """Create a git repository at `path` with `files` committed on branch main."""
+    path.mkdir(parents=True, exist_ok=True)
+    run_git(path, "init", "-q", "-b", "main")
+    run_git(path, "config", "user.email", "dev@example.com")
+    run_git(path, "config", "user.name", "Dev")
+    for name, text in files.items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    run_git(path, "add", "-A")
+    run_git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """A small committed repository: a Python module with a unittest test."""
+    return make_repo(
+        tmp_path / "repo",
+        {
+            "calc.py": "def add(a, b):\n    return a + b\n",
+            "test_calc.py": (
+                "import unittest\n\nfrom calc import add\n\n\n"
+                "class AddTest(unittest.TestCase):\n"
+                "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n\n"
+                "if __name__ == '__main__':\n    unittest.main()\n"
+            ),
+            "README.md": "# calc\n",
+        },
+    )
