@@ -81,11 +81,17 @@ class Usage:
 
 @dataclass(slots=True)
 class Retrying:
-    """The client is about to retry after a failure (shown to the user, not the model)."""
+    """The client is about to retry after a failure (shown to the user, not the model).
+
+    The retry runs the whole call again from the start: everything this call already streamed
+    (text, reasoning, tool calls) is void when `discard_partial` is true, and will be streamed anew.
+    """
 
     attempt: int
     delay_s: float
     reason: str
+    discard_partial: bool = True
+    """True when deltas or tool calls of the failed attempt were already yielded."""
 
 
 @dataclass(slots=True)

@@ -1,0 +1,125 @@
+"""What the Chat Completions client sends and how it reads compatible servers' answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from codex_tui.models.base import Completed, ModelRequest, ReasoningDelta, ToolCall, ToolSpec
+from codex_tui.models.chat import history_to_messages
+from codex_tui.models.scripted import ScriptedServer
+from codex_tui.models.scripted_testing import collect_events, scripted_client
+
+PATCH = ToolSpec("apply_patch", "Edit files with a patch", freeform_grammar="start: /(.|\\n)+/")
+SHELL = ToolSpec("shell", "Run a command", {"type": "object", "properties": {"command": {"type": "array"}}})
+PATCH_TEXT = "*** Begin Patch\n*** Add File: hello.txt\n+hi\n*** End Patch\n"
+
+
+def request(history: list[dict[str, Any]], **kw: Any) -> ModelRequest:
+    return ModelRequest(
+        model="scripted:s", instructions="Be brief.", history=history, tools=[SHELL, PATCH], **kw
+    )
+
+
+def prompt(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "text", "text": text}]}
+
+
+async def test_freeform_tool_is_offered_as_a_function_taking_input() -> None:
+    turn = {"tool_calls": [{"name": "apply_patch", "input": PATCH_TEXT}]}
+    async with ScriptedServer([{"name": "s", "turns": [turn]}]) as srv:
+        events = await collect_events(scripted_client(srv.base_url, "chat"), request([prompt("add hello")]))
+        body = srv.model_requests()[0].body
+    offered = body["tools"][1]
+    assert offered["type"] == "function" and offered["function"]["name"] == "apply_patch"
+    assert offered["function"]["parameters"]["required"] == ["input"]
+    (call,) = [e for e in events if isinstance(e, ToolCall)]
+    assert call.kind == "function"
+    assert json.loads(call.arguments) == {"input": PATCH_TEXT}
+
+
+async def test_request_carries_system_message_usage_option_and_effort() -> None:
+    async with ScriptedServer([{"name": "s", "turns": [{"text": "ok"}]}]) as srv:
+        await collect_events(
+            scripted_client(srv.base_url, "chat"), request([prompt("go")], reasoning_effort="low")
+        )
+        body = srv.model_requests()[0].body
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert body["messages"][1] == {"role": "user", "content": "go"}
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["reasoning_effort"] == "low"
+    assert body["tool_choice"] == "auto" and body["parallel_tool_calls"] is True
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+async def test_reasoning_delta_fields_of_compatible_servers_are_read(field: str) -> None:
+    turn = {"reasoning": "Let me think.", "text": "ok", "reasoning_field": field}
+    async with ScriptedServer([{"name": "s", "turns": [turn]}]) as srv:
+        events = await collect_events(scripted_client(srv.base_url, "chat"), request([prompt("go")]))
+    assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == "Let me think."
+    assert isinstance(events[-1], Completed) and events[-1].items[0]["type"] == "reasoning"
+
+
+def test_answer_text_and_tool_calls_become_one_assistant_message_followed_by_tool_messages() -> None:
+    history = [
+        prompt("hi"),
+        {"type": "reasoning", "text": "thinking", "encrypted_content": None, "id": None},
+        {"type": "message", "role": "assistant", "content": [{"type": "text", "text": "Looking."}]},
+        {
+            "type": "tool_call",
+            "call_id": "a",
+            "name": "shell",
+            "arguments": '{"command":["ls"]}',
+            "kind": "function",
+        },
+        {"type": "tool_call", "call_id": "b", "name": "apply_patch", "arguments": "PATCH", "kind": "custom"},
+        {"type": "tool_result", "call_id": "a", "output": "x.py", "kind": "function"},
+        {"type": "tool_result", "call_id": "b", "output": "done", "kind": "custom"},
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image", "image_url": "data:y", "name": "s"},
+            ],
+        },
+    ]
+    assert history_to_messages("Sys.", history) == [
+        {"role": "system", "content": "Sys."},
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": "Looking.",
+            "tool_calls": [
+                {
+                    "id": "a",
+                    "type": "function",
+                    "function": {"name": "shell", "arguments": '{"command":["ls"]}'},
+                },
+                {
+                    "id": "b",
+                    "type": "function",
+                    "function": {"name": "apply_patch", "arguments": '{"input": "PATCH"}'},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "a", "content": "x.py"},
+        {"role": "tool", "tool_call_id": "b", "content": "done"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image_url", "image_url": {"url": "data:y"}},
+            ],
+        },
+    ]
+
+
+async def test_malformed_arguments_reach_the_agent_unchanged() -> None:
+    turn = {"tool_calls": [{"name": "shell", "arguments": "{not json"}]}
+    async with ScriptedServer([{"name": "s", "turns": [turn]}]) as srv:
+        events = await collect_events(scripted_client(srv.base_url, "chat"), request([prompt("go")]))
+    (call,) = [e for e in events if isinstance(e, ToolCall)]
+    assert call.arguments == "{not json"
