@@ -30,6 +30,8 @@ class ToolContext:
     request_approval: ApprovalFn
     default_timeout_ms: int = 10_000
     max_output_bytes_to_model: int = 10_000
+    tool_state: dict[str, Any] = field(default_factory=dict)
+    """Per-task scratch space for tools (e.g. update_plan's item id); keep one context per task."""
 
 
 @dataclass(slots=True)

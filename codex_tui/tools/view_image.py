@@ -1,0 +1,114 @@
+"""The `view_image` tool: attach an image file from the workspace to the conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from codex_tui.models.base import ToolSpec
+from codex_tui.protocol import ITEM_COMPLETED, ITEM_IMAGE, ITEM_STARTED
+from codex_tui.tools.apply_patch import PatchPathError, resolve_in_root, to_relative
+from codex_tui.tools.arguments import ArgumentsError, parse_json_object, required_str
+from codex_tui.tools.base import ToolContext, ToolResult
+
+MAX_IMAGE_BYTES: Final = 20 * 1024 * 1024
+VIEW_IMAGE_DESCRIPTION: Final = (
+    "Attach an image file from the workspace (PNG, JPEG, GIF or WebP) so you can look at it. "
+    "`path` is relative to the workspace."
+)
+
+
+class ImageError(Exception):
+    """The file cannot be attached; the message says why."""
+
+
+@dataclass(slots=True)
+class LoadedImage:
+    """An image read from disk, ready to send as a data URL."""
+
+    mime: str
+    data: bytes
+
+    @property
+    def data_url(self) -> str:
+        """`data:<mime>;base64,…`."""
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+def sniff_image_type(header: bytes) -> str | None:
+    """The MIME type from an image's first bytes, or None when it is not a supported image."""
+    if header.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if header.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if header.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if len(header) >= 12 and header[:4] == b"RIFF" and header[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def load_image(path: Path, shown: str, max_bytes: int = MAX_IMAGE_BYTES) -> LoadedImage:
+    """Read and check an image file (blocking: call it in a thread); raises ImageError."""
+    try:
+        if not path.exists():
+            raise ImageError(f"image not found: {shown}")
+        if not path.is_file():
+            raise ImageError(f"not a file: {shown}")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageError(
+                f"image too large: {shown} is {size / 1_048_576:.1f} MB (limit {max_bytes // 1_048_576} MB)"
+            )
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"cannot read {shown}: {error.strerror or error}") from None
+    mime = sniff_image_type(data[:16])
+    if mime is None:
+        raise ImageError(f"not an image: {shown} is not a PNG, JPEG, GIF or WebP file")
+    return LoadedImage(mime, data)
+
+
+class ViewImageTool:
+    """The `view_image` tool."""
+
+    def __init__(self) -> None:
+        self.spec = ToolSpec(
+            name="view_image",
+            description=VIEW_IMAGE_DESCRIPTION,
+            parameters={
+                "type": "object",
+                "properties": {"path": {"type": "string", "description": "Image path in the workspace."}},
+                "required": ["path"],
+                "additionalProperties": False,
+            },
+        )
+
+    async def run(self, arguments: str, ctx: ToolContext) -> ToolResult:
+        """Check the path and the file, then return the image as a content part."""
+        try:
+            shown = required_str(parse_json_object(arguments), "path").strip()
+            target = _resolve(shown, ctx)
+            image = await asyncio.to_thread(load_image, target, shown)
+        except (ArgumentsError, ImageError) as error:
+            return ToolResult(str(error), success=False)
+        item = {"id": ctx.new_item_id(), "type": ITEM_IMAGE, "path": shown}
+        ctx.emit(ITEM_STARTED, {"item": item})
+        ctx.emit(ITEM_COMPLETED, {"item": item})
+        part = {"type": "image", "image_url": image.data_url, "name": shown}
+        return ToolResult(f"attached image {shown}", images=[part])
+
+
+def _resolve(path: str, ctx: ToolContext) -> Path:
+    roots = (ctx.sandbox.workdir, str(ctx.workspace), os.path.realpath(ctx.workspace))
+    relative = to_relative(path, roots=roots)
+    if relative is None:
+        raise ImageError(f"{path} is outside the workspace; give a path relative to the workspace")
+    try:
+        return resolve_in_root(ctx.workspace, relative)
+    except PatchPathError as error:
+        raise ImageError(str(error)) from None
