@@ -1,0 +1,763 @@
+"""One task's conversation with the model and its tools: the turn loop.
+
+A turn sends the full history (an exact prefix of the next request, never rewritten), streams the
+answer into agent_message / reasoning items with batched deltas, runs the tool calls, appends their
+results in call order and repeats until the model answers without tool calls. Failures of the
+model, of a tool or of the user's patience (interrupt) end the turn with a consistent history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+from codex_tui.agent.context import (
+    COMPACT_REQUEST,
+    INTERRUPTED_OUTPUT,
+    ContextTracker,
+    answer_dangling_calls,
+    compacted_history,
+    estimate_tokens,
+    is_real_user_message,
+    message_text,
+    recent_budget,
+    text_message,
+    tool_images_message,
+    tool_result,
+    user_message,
+)
+from codex_tui.agent.instructions import build_instructions, load_project_docs
+from codex_tui.models.base import (
+    Completed,
+    HistoryItem,
+    ModelClient,
+    ModelError,
+    ModelEvent,
+    ModelRequest,
+    ReasoningDelta,
+    Retrying,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from codex_tui.protocol import (
+    COMPACTED,
+    CONTEXT_UPDATED,
+    ITEM_AGENT_MESSAGE,
+    ITEM_COMMAND,
+    ITEM_COMPLETED,
+    ITEM_REASONING,
+    ITEM_STARTED,
+    ITEM_UPDATED,
+    MESSAGE_DELTA,
+    NOTE,
+    TURN_COMPLETED,
+    TURN_FAILED,
+    TURN_STARTED,
+    USER_MESSAGE,
+    SandboxMode,
+    usage_dict,
+)
+from codex_tui.sandbox.base import Sandbox
+from codex_tui.tools import default_tools
+from codex_tui.tools.base import ApprovalFn, EmitFn, Tool, ToolContext, ToolResult
+from codex_tui.tools.plan import finish_plan
+from codex_tui.tools.view_image import ImageError, load_image, sniff_image_type
+
+FLUSH_INTERVAL_S: Final = 0.03
+"""Deltas of one streamed item are emitted at most this often (and at the item's end)."""
+READ_ONLY_TOOLS: Final = frozenset({"update_plan", "view_image"})
+"""Tools that touch neither files nor processes; consecutive calls to them run concurrently."""
+INTERRUPTED: Final = "interrupted"
+
+T = TypeVar("T")
+TurnStatus = Literal["completed", "interrupted", "failed"]
+
+
+@dataclass(slots=True)
+class AgentSettings:
+    """Per-task knobs of the agent loop."""
+
+    model: str
+    reasoning_effort: str | None = None
+    context_window: int = 272_000
+    mode: SandboxMode = "auto"
+    shell_timeout_ms: int = 10_000
+    max_model_calls_per_turn: int = 100
+    home: Path | None = None
+    """Config home, where the global AGENTS.md lives."""
+
+
+@dataclass(slots=True)
+class TurnResult:
+    """How a turn ended, its final message and the tokens it used."""
+
+    status: TurnStatus
+    final_message: str = ""
+    error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+class _StreamedItem:
+    """One agent_message or reasoning item being streamed; deltas wait in `pending` until flushed."""
+
+    __slots__ = ("flushed_at", "id", "kind", "parts", "pending", "timer")
+
+    def __init__(self, item_id: str, kind: str) -> None:
+        self.id = item_id
+        self.kind = kind
+        self.parts: list[str] = []
+        self.pending: list[str] = []
+        self.flushed_at = float("-inf")
+        self.timer: asyncio.TimerHandle | None = None
+
+    @property
+    def text(self) -> str:
+        """Everything streamed so far."""
+        return "".join(self.parts)
+
+
+class _ItemStream:
+    """The streamed items of one model call attempt, with deltas batched to one event per ~30 ms."""
+
+    def __init__(self, emit: EmitFn, new_id: Callable[[], str]) -> None:
+        self._emit = emit
+        self._new_id = new_id
+        self._loop = asyncio.get_running_loop()
+        self._items: dict[str, _StreamedItem] = {}
+        self._last: _StreamedItem | None = None
+
+    def delta(self, kind: str, text: str) -> None:
+        """Add a piece of text to the item of this kind, starting it on the first piece."""
+        if not text:
+            return
+        item = self._items.get(kind) or self._start(kind)
+        if self._last is not None and self._last is not item:
+            self._flush(self._last)
+        self._last = item
+        item.parts.append(text)
+        item.pending.append(text)
+        wait = FLUSH_INTERVAL_S - (self._loop.time() - item.flushed_at)
+        if wait <= 0:
+            self._flush(item)
+        elif item.timer is None:
+            item.timer = self._loop.call_later(wait, self._flush, item)
+
+    def text(self, kind: str) -> str:
+        """The text streamed so far for one kind of item."""
+        item = self._items.get(kind)
+        return item.text if item else ""
+
+    def close(self, final: dict[str, str] | None = None, *, discarded: bool = False) -> None:
+        """Complete every item: with the final texts when given, marked discarded when dropped."""
+        final = final or {}
+        for kind, text in final.items():
+            if text and kind not in self._items:
+                self._start(kind).parts.append(text)
+        for item in self._items.values():
+            self._flush(item)
+            done: dict[str, Any] = {
+                "id": item.id,
+                "type": item.kind,
+                "text": final.get(item.kind) or item.text,
+            }
+            if discarded:
+                done["discarded"] = True
+            self._emit(ITEM_COMPLETED, {"item": done})
+        self._items.clear()
+        self._last = None
+
+    def _start(self, kind: str) -> _StreamedItem:
+        item = _StreamedItem(self._new_id(), kind)
+        self._items[kind] = item
+        self._emit(ITEM_STARTED, {"item": {"id": item.id, "type": kind, "text": ""}})
+        return item
+
+    def _flush(self, item: _StreamedItem) -> None:
+        if item.timer is not None:
+            item.timer.cancel()
+            item.timer = None
+        if item.pending:
+            delta = "".join(item.pending)
+            item.pending.clear()
+            self._emit(MESSAGE_DELTA, {"item_id": item.id, "kind": item.kind, "delta": delta})
+        item.flushed_at = self._loop.time()
+
+
+class _CallItems:
+    """The items one tool call opened, so an interrupt or a crash can close them as failed."""
+
+    def __init__(self, emit: EmitFn) -> None:
+        self._emit = emit
+        self.open: dict[str, dict[str, Any]] = {}
+
+    def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        """Forward a tool's event, remembering which of its items are still open."""
+        item = data.get("item")
+        if isinstance(item, dict) and "id" in item:
+            if event_type in (ITEM_STARTED, ITEM_UPDATED):
+                self.open[item["id"]] = item
+            elif event_type == ITEM_COMPLETED:
+                self.open.pop(item["id"], None)
+        self._emit(event_type, data)
+
+    def fail_open_items(self, message: str) -> None:
+        """Complete every item the call left open, with status failed."""
+        for item in list(self.open.values()):
+            done = {**item, "status": "failed"}
+            if item.get("type") == ITEM_COMMAND:
+                done.setdefault("exit_code", None)
+                text = str(done.get("aggregated_output") or "")
+                done["aggregated_output"] = f"{text}\n[{message}]" if text else f"[{message}]"
+            else:
+                done.setdefault("error", message)
+            self._emit(ITEM_COMPLETED, {"item": done})
+        self.open.clear()
+
+
+@dataclass(slots=True)
+class _TurnState:
+    """What an interrupt needs to know to leave the history consistent."""
+
+    turn: int
+    instructions: str
+    usage: Usage = field(default_factory=Usage)
+    model_calls: int = 0
+    stream: _ItemStream | None = None
+    calls: list[HistoryItem] = field(default_factory=list)
+    results: list[ToolResult | None] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Answer:
+    """One completed model response."""
+
+    items: list[HistoryItem]
+    text: str
+    calls: list[HistoryItem]
+    usage: Usage
+
+
+class Agent:
+    """One task's agent: runs turns against a model client, a sandbox and a set of tools."""
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        client: ModelClient,
+        sandbox: Sandbox,
+        workspace: Path,
+        settings: AgentSettings,
+        emit: EmitFn,
+        request_approval: ApprovalFn,
+        cwd: Path | None = None,
+        tools: list[Tool] | None = None,
+        history: list[HistoryItem] | None = None,
+        on_files_changed: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.task_id = task_id
+        self.settings = settings
+        self.total_usage = Usage()
+        """Tokens used by every model call of this agent (turns and compactions)."""
+        self._client = client
+        self._sandbox = sandbox
+        self._workspace = workspace
+        self._cwd = cwd or workspace
+        self._emit = emit
+        self._request_approval = request_approval
+        self._on_files_changed = on_files_changed
+        self._tools = {
+            tool.spec.name: tool
+            for tool in (
+                tools if tools is not None else default_tools(settings.mode, settings.shell_timeout_ms)
+            )
+        }
+        self._specs: list[ToolSpec] = [tool.spec for tool in self._tools.values()]
+        self._tracker = ContextTracker(settings.context_window)
+        self._history: list[HistoryItem] = list(history or [])
+        self.turns = sum(1 for item in self._history if is_real_user_message(item))
+        """Turns started so far (turn.started numbers them from 1); restored from the history."""
+        self._id_prefix = secrets.token_hex(3)
+        self._next_id = 0
+        self._steers: list[tuple[str, list[Path]]] = []
+        self._tool_state: dict[str, Any] = {}
+        self._inner: asyncio.Task[Any] | None = None
+        self._running = False
+        self._compact_requested = False
+        self._instructions = ""
+        self._warned: set[str] = set()
+
+    # --- public API ------------------------------------------------------------------------------
+
+    @property
+    def history(self) -> list[HistoryItem]:
+        """The conversation as plain JSON items; the manager persists it for undo and resume."""
+        return self._history
+
+    @history.setter
+    def history(self, items: list[HistoryItem]) -> None:
+        self._history = items
+        self._tracker.reset()
+
+    @property
+    def running(self) -> bool:
+        """True while a turn (or a manual compaction) is in progress."""
+        return self._running
+
+    async def run_turn(self, text: str, images: list[Path] | None = None) -> TurnResult:
+        """Run one turn for a prompt or follow-up; never raises for model, tool or input failures."""
+        if self._running:
+            return TurnResult("failed", error="a turn is already running: steer it or wait for it to end")
+        self._running = True
+        try:
+            try:
+                parts = await _load_images(list(images or []))
+            except ValueError as exc:
+                return TurnResult("failed", error=str(exc))
+            return await self._run_turn(text, parts)
+        finally:
+            self._running = False
+
+    def steer(self, text: str, images: list[Path] | None = None) -> None:
+        """Queue a message that joins the next model request of the running turn.
+
+        Raises ValueError with a clear message when an image path is missing or not an image.
+        """
+        paths = list(images or [])
+        check_image_paths(paths)
+        self._steers.append((text, paths))
+
+    def interrupt(self) -> None:
+        """Cancel the model stream or the running tool call; run_turn then returns "interrupted"."""
+        if self._inner is not None and not self._inner.done():
+            self._inner.cancel()
+
+    async def compact(self) -> None:
+        """Summarise the conversation now (or before the next model request when a turn is running)."""
+        if self._running:
+            self._compact_requested = True
+            self._note("info", "the conversation will be compacted before the next model request")
+            return
+        if not self._history:
+            self._note("info", "nothing to compact: the conversation is empty")
+            return
+        self._running = True
+        try:
+            if not self._instructions:
+                self._instructions = await self._build_instructions()
+            state = _TurnState(turn=self.turns, instructions=self._instructions)
+            await self._run_inner(self._compact(state, automatic=False))
+        except asyncio.CancelledError:
+            if _cancelling():
+                raise
+            self._note("warning", "compaction interrupted; the conversation is unchanged")
+        finally:
+            self._running = False
+
+    # --- the turn --------------------------------------------------------------------------------
+
+    async def _run_turn(self, text: str, parts: list[dict[str, Any]]) -> TurnResult:
+        kind = "follow_up" if self._history else "prompt"
+        self.turns += 1
+        state = _TurnState(turn=self.turns, instructions="")
+        answer_dangling_calls(self._history)
+        self._history.append(user_message(text, parts))
+        self._emit(USER_MESSAGE, {"text": text, "images": _names(parts), "kind": kind})
+        self._emit(TURN_STARTED, {"turn": state.turn})
+        try:
+            return await self._run_inner(self._turn_loop(state))
+        except asyncio.CancelledError:
+            result = await self._finish_interrupted(state, notify_files=not _cancelling())
+            if _cancelling():
+                raise
+            return result
+        except ModelError as exc:
+            return self._finish_failed(state, str(exc))
+        except Exception as exc:  # a bug of ours must still end the turn cleanly
+            self._note("error", f"the agent loop failed: {type(exc).__name__}: {exc}")
+            return self._finish_failed(state, f"internal error: {type(exc).__name__}: {exc}")
+
+    async def _run_inner(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` as a task that interrupt() can cancel without cancelling our caller."""
+        task = asyncio.create_task(work)
+        self._inner = task
+        try:
+            return await task
+        finally:
+            self._inner = None
+
+    async def _turn_loop(self, state: _TurnState) -> TurnResult:
+        state.instructions = self._instructions = await self._build_instructions()
+        limit = self.settings.max_model_calls_per_turn
+        while True:
+            await self._drain_steers()
+            if self._compact_requested or self._should_auto_compact():
+                self._compact_requested = False
+                await self._compact(state, automatic=True)
+            answer = await self._sample(state)
+            if not answer.calls:
+                if self._steers and state.model_calls < limit:
+                    continue
+                finish_plan(self._tool_context(self._emit))
+                self._emit(TURN_COMPLETED, {"turn": state.turn, "usage": _usage_data(state.usage)})
+                return TurnResult("completed", answer.text, None, state.usage)
+            if state.model_calls >= limit:
+                message = f"stopped after {limit} model calls in one turn without a final answer"
+                self._history.extend(tool_result(call, f"not run: {message}") for call in answer.calls)
+                return self._finish_failed(state, message)
+            await self._run_calls(state, answer.calls)
+
+    async def _sample(self, state: _TurnState) -> _Answer:
+        request = ModelRequest(
+            model=self.settings.model,
+            instructions=state.instructions,
+            history=list(self._history),
+            tools=self._specs,
+            reasoning_effort=self.settings.reasoning_effort,
+            conversation_id=self.task_id,
+        )
+        answer = await self._stream(request, state)
+        state.model_calls += 1
+        self._history.extend(answer.items)
+        self._record_usage(state, answer.usage)
+        return answer
+
+    async def _stream(self, request: ModelRequest, state: _TurnState) -> _Answer:
+        stream = state.stream = _ItemStream(self._emit, self._new_id)
+        completed: Completed | None = None
+        loose_calls: list[ToolCall] = []
+        try:
+            async for event in _events(self._client, request):
+                if isinstance(event, TextDelta):
+                    stream.delta(ITEM_AGENT_MESSAGE, event.text)
+                elif isinstance(event, ReasoningDelta):
+                    stream.delta(ITEM_REASONING, event.text)
+                elif isinstance(event, ToolCall):
+                    loose_calls.append(event)
+                elif isinstance(event, Retrying):
+                    self._note("warning", _retry_note(event))
+                    if event.discard_partial:
+                        stream.close(discarded=True)
+                        loose_calls.clear()
+                        stream = state.stream = _ItemStream(self._emit, self._new_id)
+                elif isinstance(event, Completed):
+                    completed = event
+        except Exception:
+            stream.close(discarded=True)
+            state.stream = None
+            raise
+        if completed is None:
+            stream.close(discarded=True)
+            state.stream = None
+            raise ModelError("the model stream ended without a complete response")
+        answer = _answer(completed, loose_calls)
+        reasoning = "\n\n".join(
+            str(i.get("text") or "") for i in answer.items if i.get("type") == "reasoning" and i.get("text")
+        )
+        stream.close({ITEM_REASONING: reasoning, ITEM_AGENT_MESSAGE: answer.text})
+        state.stream = None
+        return answer
+
+    def _add_usage(self, state: _TurnState, usage: Usage) -> None:
+        for total in (state.usage, self.total_usage):
+            total.input_tokens += usage.input_tokens
+            total.cached_input_tokens += usage.cached_input_tokens
+            total.output_tokens += usage.output_tokens
+
+    def _record_usage(self, state: _TurnState, usage: Usage) -> None:
+        self._add_usage(state, usage)
+        self._tracker.record(usage, self._history)
+        used = usage.input_tokens + usage.output_tokens or self._tracker.used_tokens(self._history)
+        self._emit_context(used)
+
+    def _emit_context(self, used: int) -> None:
+        self._emit(
+            CONTEXT_UPDATED,
+            {
+                "used_tokens": used,
+                "window_tokens": self.settings.context_window,
+                "total": _usage_data(self.total_usage),
+            },
+        )
+
+    # --- tools -----------------------------------------------------------------------------------
+
+    async def _run_calls(self, state: _TurnState, calls: list[HistoryItem]) -> None:
+        state.calls = calls
+        state.results = [None] * len(calls)
+        for batch in _batches(calls):
+            if len(batch) == 1:
+                results = [await self._run_call(calls[batch[0]])]
+            else:
+                results = list(await asyncio.gather(*(self._run_call(calls[i]) for i in batch)))
+            for index, result in zip(batch, results, strict=True):
+                state.results[index] = result
+                if result.may_change_files:
+                    await self._files_changed()
+        outputs = [r.output if r is not None else "" for r in state.results]
+        self._history.extend(tool_result(call, out) for call, out in zip(calls, outputs, strict=True))
+        images = [part for r in state.results if r is not None for part in r.images]
+        if images:
+            self._history.append(tool_images_message(images))
+        state.calls, state.results = [], []
+
+    async def _run_call(self, call: HistoryItem) -> ToolResult:
+        name = str(call.get("name", ""))
+        tool = self._tools.get(name)
+        if tool is None:
+            known = ", ".join(self._tools) or "none"
+            return ToolResult(f"unsupported call: {name} (available tools: {known})", success=False)
+        items = _CallItems(self._emit)
+        try:
+            return await tool.run(str(call.get("arguments", "")), self._tool_context(items.emit))
+        except asyncio.CancelledError:
+            items.fail_open_items(INTERRUPTED)
+            raise
+        except Exception as exc:  # handlers should not raise; if one does, the model and user hear of it
+            items.fail_open_items(f"the {name} tool failed")
+            self._note("error", f"tool {name} failed unexpectedly: {type(exc).__name__}: {exc}")
+            return ToolResult(
+                f"error: the {name} tool failed unexpectedly ({type(exc).__name__}: {exc})", success=False
+            )
+
+    def _tool_context(self, emit: EmitFn) -> ToolContext:
+        """A context for one call; the tools' scratch state is shared by every call of the task."""
+        return ToolContext(
+            sandbox=self._sandbox,
+            workspace=self._workspace,
+            mode=self.settings.mode,
+            emit=emit,
+            new_item_id=self._new_id,
+            request_approval=self._request_approval,
+            default_timeout_ms=self.settings.shell_timeout_ms,
+            tool_state=self._tool_state,
+        )
+
+    async def _files_changed(self) -> None:
+        if self._on_files_changed is None:
+            return
+        try:
+            await self._on_files_changed()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._note("warning", f"could not refresh the diff: {type(exc).__name__}: {exc}")
+
+    async def _drain_steers(self) -> None:
+        while self._steers:
+            text, paths = self._steers[0]
+            try:
+                parts = await _load_images(paths)
+            except ValueError as exc:
+                self._note("warning", f"steering message sent without its images: {exc}")
+                parts = []
+            self._steers.pop(0)
+            self._history.append(user_message(text, parts))
+            self._emit(USER_MESSAGE, {"text": text, "images": _names(parts), "kind": "steer"})
+
+    # --- compaction ------------------------------------------------------------------------------
+
+    async def _compact(self, state: _TurnState, *, automatic: bool) -> None:
+        before = self._tracker.used_tokens(self._history)
+        request = ModelRequest(
+            model=self.settings.model,
+            instructions=state.instructions,
+            history=[*self._history, text_message("user", COMPACT_REQUEST)],
+            tools=[],
+            reasoning_effort=self.settings.reasoning_effort,
+            conversation_id=self.task_id,
+        )
+        try:
+            summary, usage = await self._summary(request)
+        except ModelError as exc:
+            what = "automatic compaction" if automatic else "compaction"
+            self._note("warning" if automatic else "error", f"{what} failed: {exc}")
+            return
+        self._add_usage(state, usage)
+        if not summary.strip():
+            self._note("warning", "compaction skipped: the model returned an empty summary")
+            return
+        budget = recent_budget(self.settings.context_window)
+        self.history = compacted_history(summary, self._history, budget)
+        after = estimate_tokens(self._history)
+        self._emit(COMPACTED, {"before_tokens": before, "after_tokens": after, "summary": summary})
+        self._emit_context(after)
+
+    def _should_auto_compact(self) -> bool:
+        """Near the window, and there is more than a summary and user messages to compact."""
+        return self._tracker.needs_compaction(self._history) and not all(
+            item.get("type") == "message" and item.get("role") == "user" for item in self._history
+        )
+
+    async def _summary(self, request: ModelRequest) -> tuple[str, Usage]:
+        parts: list[str] = []
+        async for event in _events(self._client, request):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            elif isinstance(event, Retrying):
+                self._note("warning", _retry_note(event))
+                if event.discard_partial:
+                    parts.clear()
+            elif isinstance(event, Completed):
+                return _assistant_text(event.items) or "".join(parts), event.usage
+        raise ModelError("the model stream ended without a complete response")
+
+    # --- endings ---------------------------------------------------------------------------------
+
+    async def _finish_interrupted(self, state: _TurnState, *, notify_files: bool) -> TurnResult:
+        partial = ""
+        if state.stream is not None:
+            partial = state.stream.text(ITEM_AGENT_MESSAGE)
+            state.stream.close()
+            state.stream = None
+            if partial:
+                self._history.append(text_message("assistant", partial))
+        touched = False
+        for call, result in zip(state.calls, state.results, strict=False):
+            output = result.output if result is not None else INTERRUPTED_OUTPUT
+            touched = touched or (result is None and call.get("name") not in READ_ONLY_TOOLS)
+            self._history.append(tool_result(call, output))
+        state.calls, state.results = [], []
+        answer_dangling_calls(self._history)
+        finish_plan(self._tool_context(self._emit))
+        self._emit(TURN_FAILED, {"turn": state.turn, "error": {"message": INTERRUPTED}})
+        if touched and notify_files:
+            await self._files_changed()
+        return TurnResult("interrupted", partial, INTERRUPTED, state.usage)
+
+    def _finish_failed(self, state: _TurnState, message: str) -> TurnResult:
+        if state.stream is not None:
+            state.stream.close(discarded=True)
+            state.stream = None
+        answer_dangling_calls(self._history, f"not run: {message}")
+        finish_plan(self._tool_context(self._emit))
+        self._emit(TURN_FAILED, {"turn": state.turn, "error": {"message": message}})
+        return TurnResult("failed", "", message, state.usage)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _build_instructions(self) -> str:
+        docs = await asyncio.to_thread(load_project_docs, self._cwd, self.settings.home)
+        for warning in docs.warnings:
+            if warning not in self._warned:
+                self._warned.add(warning)
+                self._note("warning", warning)
+        return build_instructions(
+            docs=docs,
+            workdir=self._sandbox.workdir,
+            mode=self.settings.mode,
+            sandbox_description=self._sandbox.describe(),
+        )
+
+    def _new_id(self) -> str:
+        self._next_id += 1
+        return f"{self._id_prefix}_{self._next_id}"
+
+    def _note(self, level: str, message: str) -> None:
+        self._emit(NOTE, {"level": level, "message": message})
+
+
+def load_image_parts(paths: list[Path]) -> list[dict[str, Any]]:
+    """Content parts for images the user attached (blocking); ValueError says which file is wrong."""
+    parts: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            image = load_image(path, str(path))
+        except ImageError as exc:
+            raise ValueError(str(exc)) from None
+        parts.append({"type": "image", "image_url": image.data_url, "name": path.name})
+    return parts
+
+
+async def _load_images(paths: list[Path]) -> list[dict[str, Any]]:
+    return await asyncio.to_thread(load_image_parts, paths) if paths else []
+
+
+def check_image_paths(paths: list[Path]) -> None:
+    """A quick check (reads 16 bytes each) that every path is an image; raises ValueError."""
+    for path in paths:
+        try:
+            with path.open("rb") as handle:
+                header = handle.read(16)
+        except FileNotFoundError:
+            raise ValueError(f"image not found: {path}") from None
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if sniff_image_type(header) is None:
+            raise ValueError(f"not an image: {path} is not a PNG, JPEG, GIF or WebP file")
+
+
+async def _events(client: ModelClient, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+    """The client's events; the stream is closed promptly on every exit path."""
+    stream = client.stream(request)
+    try:
+        async for event in stream:
+            yield event
+    finally:
+        closer = getattr(stream, "aclose", None)
+        if closer is not None:
+            with suppress(Exception):
+                await closer()
+
+
+def _answer(completed: Completed, loose_calls: list[ToolCall]) -> _Answer:
+    items = list(completed.items)
+    calls = [item for item in items if item.get("type") == "tool_call"]
+    if not calls and loose_calls:
+        calls = [
+            {
+                "type": "tool_call",
+                "call_id": c.call_id,
+                "name": c.name,
+                "arguments": c.arguments,
+                "kind": c.kind,
+            }
+            for c in loose_calls
+        ]
+        items.extend(calls)
+    return _Answer(items, _assistant_text(items), calls, completed.usage)
+
+
+def _assistant_text(items: list[HistoryItem]) -> str:
+    return "".join(
+        message_text(item)
+        for item in items
+        if item.get("type") == "message" and item.get("role") == "assistant"
+    )
+
+
+def _batches(calls: list[HistoryItem]) -> list[list[int]]:
+    """Indexes of calls grouped so that consecutive read-only calls share a batch."""
+    batches: list[list[int]] = []
+    for index, call in enumerate(calls):
+        read_only = call.get("name") in READ_ONLY_TOOLS
+        if read_only and batches and calls[batches[-1][0]].get("name") in READ_ONLY_TOOLS:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def _retry_note(event: Retrying) -> str:
+    return f"model request failed ({event.reason}); retrying in {event.delay_s:.1f} s"
+
+
+def _names(parts: list[dict[str, Any]]) -> list[str]:
+    return [str(part.get("name", "image")) for part in parts]
+
+
+def _usage_data(usage: Usage) -> dict[str, int]:
+    return usage_dict(usage.input_tokens, usage.cached_input_tokens, usage.output_tokens)
+
+
+def _cancelling() -> bool:
+    """True when the current task itself is being cancelled (not just our inner task)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
