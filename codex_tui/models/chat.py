@@ -35,6 +35,7 @@ from codex_tui.models.retry import (
     stream_with_retries,
     with_idle_timeout,
 )
+from codex_tui.models.sdk import raw_body
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 FREEFORM_INPUT_DESCRIPTION = "The complete raw input for this tool (for apply_patch: the whole patch text)."
@@ -61,7 +62,8 @@ class ChatClient:
 
     async def _attempt(self, kwargs: dict[str, Any]) -> AsyncGenerator[ModelEvent, None]:
         timeout = self.policy.idle_timeout_s
-        stream = await with_idle_timeout(self._client.chat.completions.create(**kwargs), timeout, "response")
+        request = self._client.chat.completions.create(**raw_body(kwargs))
+        stream = await with_idle_timeout(request, timeout, "response")
         state = _StreamState()
         try:
             async for chunk in iterate_with_idle_timeout(stream, timeout):

@@ -31,6 +31,7 @@ from codex_tui.models.retry import (
     stream_with_retries,
     with_idle_timeout,
 )
+from codex_tui.models.sdk import raw_body
 
 RETRYABLE_CODES = frozenset(
     {"server_error", "rate_limit_exceeded", "internal_error", "overloaded", "slow_down"}
@@ -58,7 +59,8 @@ class ResponsesClient:
 
     async def _attempt(self, kwargs: dict[str, Any]) -> AsyncGenerator[ModelEvent, None]:
         timeout = self.policy.idle_timeout_s
-        stream = await with_idle_timeout(self._client.responses.create(**kwargs), timeout, "response")
+        request = self._client.responses.create(**raw_body(kwargs))
+        stream = await with_idle_timeout(request, timeout, "response")
         state = _StreamState()
         try:
             async for event in iterate_with_idle_timeout(stream, timeout):
