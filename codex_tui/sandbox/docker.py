@@ -1,0 +1,604 @@
+"""The Docker backend: one long-lived container per task, commands run in it with `docker exec`.
+
+Lifetime: the container's main process is `sleep <ttl>` under docker-init, with auto_remove. A heartbeat
+would need either an exec every few seconds (cost and log noise for every task) or a host file bind
+mounted in, touched by a timer; instead a crash of the app is covered twice: the next start-up
+sweeps containers whose owner process is gone (`sweep_stale_containers`), and if the app never
+starts again the container expires by itself after the TTL and removes itself.
+
+Escalation: a container started with network "none" cannot be attached to a network later, so an
+escalated command runs in a sibling ephemeral container (same image, mounts and user; network on,
+workspace writable) that is removed when the command ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxError, SandboxSpec, Stream
+from codex_tui.sandbox.engine import (
+    LABEL,
+    LABEL_OWNER_HOST,
+    LABEL_TASK,
+    ClientFactory,
+    get_client,
+    in_thread,
+    owner_alive,
+    owner_labels,
+)
+from codex_tui.sandbox.image import DEFAULT_IMAGE, IMAGE_PATH
+from codex_tui.sandbox.local import TIMEOUT_EXIT_CODE, sandbox_env
+
+WORKDIR = "/workspace"
+DEFAULT_TTL_S = 24 * 3600
+KILL_GRACE_S = 0.5
+KILL_ATTEMPTS = 10
+STOPPING_WAIT_S = 1.0
+STREAM_DRAIN_S = 5.0
+"""After killing a command, how long to wait for its output stream to close before giving up on it."""
+
+Frame = tuple[bytes | None, bytes | None]
+_BASE_ENV = {"PATH": IMAGE_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", "TERM": "dumb"}
+_WRAPPER = '{ echo $$ > "$1"; } 2>/dev/null; cd "$2" || exit 1; shift 2; exec "$@"'
+"""Records the command's pid (docker makes each exec its own session and group leader: pgid = pid),
+enters the working directory with a plain shell error if it is missing, then becomes the command."""
+_KILLER = (
+    'read p < "$0" 2>/dev/null || exit 0; kill -TERM -$p 2>/dev/null || exit 0; i=0; '
+    'while kill -0 -$p 2>/dev/null && [ $i -lt "$1" ]; do sleep 0.05; i=$((i+1)); done; '
+    "kill -KILL -$p 2>/dev/null; exit 0"
+)
+_OOM_PROBE = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
+
+
+async def sweep_stale_containers(client_factory: ClientFactory | None = None) -> list[str]:
+    """Remove codex-tui containers whose owner process on this host is gone; returns their ids."""
+    client = await get_client(client_factory)
+    return await in_thread(_sweep, client)
+
+
+def _sweep(client: docker.DockerClient) -> list[str]:
+    host = socket.gethostname()
+    removed: list[str] = []
+    try:
+        listed = client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
+    except DockerException as exc:
+        raise SandboxError(f"cannot list sandbox containers: {exc}") from None
+    for item in listed:
+        labels = item.get("Labels") or {}
+        if labels.get(LABEL_OWNER_HOST, host) != host or owner_alive(labels):
+            continue
+        with contextlib.suppress(NotFound, APIError):
+            client.api.remove_container(item["Id"], force=True)
+            removed.append(str(item["Id"]))
+    return removed
+
+
+class _ChunkRelay:
+    """Moves output chunks from the stream thread to the loop, merging them while the loop is busy."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_output: OutputCallback | None) -> None:
+        self._loop = loop
+        self._on_output = on_output
+        self._pending: list[tuple[Stream, bytes]] = []
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def close(self) -> None:
+        """Deliver nothing more: output of a stream abandoned after a kill must not outlive exec()."""
+        self._on_output = None
+
+    def put(self, stream: Stream, data: bytes) -> None:
+        """Called from the stream thread."""
+        if self._on_output is None or not data:
+            return
+        with self._lock:
+            self._pending.append((stream, data))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._pending, self._scheduled = self._pending, [], False
+        for stream, data in _merge(pending):
+            if self._on_output is not None:
+                self._on_output(stream, data)
+
+
+def _merge(chunks: list[tuple[Stream, bytes]]) -> Iterator[tuple[Stream, bytes]]:
+    run: list[bytes] = []
+    current: Stream | None = None
+    for stream, data in chunks:
+        if stream != current and run:
+            assert current is not None
+            yield current, b"".join(run)
+            run = []
+        current = stream
+        run.append(data)
+    if run and current is not None:
+        yield current, b"".join(run)
+
+
+class DockerSandbox:
+    """One task's container: created by `start`, commands via `exec`, removed by `stop`."""
+
+    backend = "docker"
+    workdir = WORKDIR
+
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        client_factory: ClientFactory | None = None,
+        *,
+        ttl_s: int = DEFAULT_TTL_S,
+        user: str | None = None,
+        kill_from_host: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.image = spec.image or DEFAULT_IMAGE
+        self.user = user or f"{os.getuid()}:{os.getgid()}"
+        self.ttl_s = ttl_s
+        # Signal a command's process group from the host when the engine shares our pid space;
+        # False forces the exec-inside path used with remote engines.
+        self.kill_from_host = kill_from_host
+        self.container_id: str | None = None
+        self._client_factory = client_factory
+        self._client: docker.DockerClient | None = None
+        self._stopped = False
+        self._oom_kills = 0
+        self._start_lock = asyncio.Lock()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create and start the container; returns as soon as a command can run in it."""
+        async with self._start_lock:
+            if self.container_id is not None:
+                return
+            client = await get_client(self._client_factory)
+            self._client = client
+            container_id = await in_thread(self._create, client, f"sleep {self.ttl_s}", False)
+            if self._stopped:
+                await in_thread(_remove_quietly, client, container_id)
+                raise SandboxError(f"the sandbox for task {self.spec.task_id} was stopped while starting")
+            self.container_id = container_id
+
+    async def stop(self) -> None:
+        """Remove the container (killing what runs in it); safe to call twice."""
+        self._stopped = True
+        container_id, self.container_id = self.container_id, None
+        if container_id is None or self._client is None:
+            return
+        await in_thread(_remove_quietly, self._client, container_id)
+
+    def describe(self) -> str:
+        """One line: image, container, network, workspace access, limits."""
+        limits = self.spec.limits
+        network = "network on" if self.spec.network else "network off"
+        workspace = "workspace read-only" if self.spec.read_only else "workspace writable"
+        short = (self.container_id or "not started")[:12]
+        return (
+            f"docker: {self.image} (container {short}); {network}, {workspace} at {WORKDIR}, "
+            f"{limits.cpus:g} CPUs / {limits.memory_mb} MB / {limits.pids} pids, uid {self.user}, "
+            "no secrets, no docker socket"
+        )
+
+    def _create(self, client: docker.DockerClient, command: str | list[str], escalated: bool) -> str:
+        kwargs = self._container_kwargs(client, escalated)
+        try:
+            created = self._create_clamping_cpus(client, command, kwargs)
+            client.api.start(created["Id"])
+        except ImageNotFound:
+            raise self._image_missing() from None
+        except DockerException as exc:
+            raise SandboxError(
+                f"could not start the sandbox container for task {self.spec.task_id}: {_explain(exc)}"
+            ) from None
+        return str(created["Id"])
+
+    def _image_missing(self) -> SandboxError:
+        hint = "" if self.image == DEFAULT_IMAGE else f" or build/pull {self.image}"
+        return SandboxError(f"sandbox image {self.image} not found: run `codex-tui sandbox build`{hint}")
+
+    def _create_clamping_cpus(
+        self, client: docker.DockerClient, command: str | list[str], kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            return dict(client.api.create_container(command=command, **kwargs))
+        except APIError as exc:
+            match = re.search(r"only (\d+) CPUs available", _explain(exc))
+            if not match:
+                raise
+        cpus = int(match.group(1))
+        kwargs["host_config"]["NanoCpus"] = cpus * 10**9
+        return dict(client.api.create_container(command=command, **kwargs))
+
+    def _container_kwargs(self, client: docker.DockerClient, escalated: bool) -> dict[str, Any]:
+        spec, limits = self.spec, self.spec.limits
+        read_only = spec.read_only and not escalated
+        binds = {str(spec.workspace): {"bind": WORKDIR, "mode": "ro" if read_only else "rw"}}
+        for mount in spec.extra_ro_mounts:
+            binds[str(mount)] = {"bind": str(mount), "mode": "ro"}
+        memory = f"{limits.memory_mb}m"
+        host_config = client.api.create_host_config(
+            binds=binds,
+            network_mode="bridge" if (spec.network or escalated) else "none",
+            nano_cpus=int(limits.cpus * 10**9),
+            mem_limit=memory,
+            memswap_limit=memory,
+            pids_limit=limits.pids,
+            read_only=read_only,
+            tmpfs={"/tmp": "rw,exec,nosuid,size=1g,mode=1777"} if read_only else None,
+            auto_remove=not escalated,
+            init=True,
+            security_opt=["no-new-privileges"],
+        )
+        labels = {**owner_labels(), LABEL_TASK: spec.task_id}
+        if escalated:
+            labels["codex-tui.escalated"] = "1"
+        return {
+            "image": self.image,
+            "user": self.user,
+            "working_dir": WORKDIR,
+            "environment": sandbox_env(_BASE_ENV, spec.env),
+            "labels": labels,
+            "host_config": host_config,
+            "stdin_open": False,
+            "tty": False,
+        }
+
+    # --- exec ----------------------------------------------------------------------------------
+
+    async def exec(
+        self,
+        argv: list[str],
+        *,
+        cwd: str | None = None,
+        timeout_s: float = 10.0,
+        on_output: OutputCallback | None = None,
+        env: dict[str, str] | None = None,
+        escalated: bool = False,
+    ) -> ExecResult:
+        """Run argv in the container, streaming output; timeout or cancellation kills it inside."""
+        started = time.monotonic()
+        if not argv:
+            return ExecResult(exit_code=127, duration_s=0.0, note="empty command")
+        if escalated and (self.spec.read_only or not self.spec.network):
+            return await self._exec_escalated(argv, cwd, timeout_s, on_output, env, started)
+        if self.container_id is None:
+            if self._stopped:
+                raise SandboxError(f"the sandbox for task {self.spec.task_id} was stopped")
+            await self.start()
+        assert self._client is not None and self.container_id is not None
+        pidfile = f"/tmp/.codex-exec-{uuid.uuid4().hex[:12]}.pid"
+        wrapped = ["sh", "-c", _WRAPPER, "sh", pidfile, _container_path(cwd), *argv]
+        exec_id = await in_thread(self._exec_create, wrapped, env, self.user)
+        relay = _ChunkRelay(asyncio.get_running_loop(), on_output)
+        stream_done = _stream_exec(self._client, exec_id, relay)
+        killed = False
+        try:
+            await asyncio.wait_for(asyncio.shield(stream_done), timeout=max(timeout_s, 0.0))
+        except TimeoutError:
+            killed = True
+            await self._kill_exec(exec_id, pidfile, stream_done)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._kill_exec(exec_id, pidfile, stream_done))
+            raise
+        finally:
+            relay.close()
+        return await self._finish(exec_id, started, timeout_s, killed, stream_done)
+
+    def _exec_create(self, cmd: list[str], env: dict[str, str] | None, user: str) -> str:
+        assert self._client is not None
+        try:
+            created = self._client.api.exec_create(
+                self.container_id,
+                cmd,
+                user=user,
+                workdir=WORKDIR,
+                environment=sandbox_env(_BASE_ENV, self.spec.env, env),
+            )
+        except DockerException as exc:
+            raise self._container_gone(exc) from None
+        return str(created["Id"])
+
+    async def _kill_exec(self, exec_id: str, pidfile: str, stream_done: asyncio.Future[None]) -> None:
+        """Kill the command's process group: TERM, then KILL after a short grace.
+
+        When the engine runs on this machine the group is signalled from the host (its pid from
+        exec_inspect, checked to be in this container's cgroup): that needs no free pid inside, so
+        it also stops a fork bomb that fills the pids limit. Otherwise a small exec does it inside.
+        """
+        assert self._client is not None
+        with contextlib.suppress(DockerException):
+            info = await in_thread(self._client.api.exec_inspect, exec_id)
+            pid = int(info.get("Pid") or 0) if self.kill_from_host else 0
+            if pid and await asyncio.to_thread(_group_in_container, pid, self.container_id or ""):
+                _signal_group(pid, signal.SIGTERM)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stream_done), KILL_GRACE_S)
+                _signal_group(pid, signal.SIGKILL)
+                await _wait_group_gone(pid, STREAM_DRAIN_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stream_done), STREAM_DRAIN_S)
+                if stream_done.done():
+                    return
+        await self._kill_inside(pidfile)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(stream_done), STREAM_DRAIN_S)
+
+    async def _kill_inside(self, pidfile: str) -> None:
+        """Signal the group with an exec in the container; retried while the pids limit is full."""
+        assert self._client is not None
+        steps = str(int(KILL_GRACE_S / 0.05))
+        for _ in range(KILL_ATTEMPTS):
+            try:
+                kill_id = await in_thread(self._exec_create, ["sh", "-c", _KILLER, pidfile, steps], None, "0")
+                await in_thread(self._client.api.exec_start, kill_id)
+                if (await in_thread(self._client.api.exec_inspect, kill_id)).get("ExitCode") == 0:
+                    return
+            except (SandboxError, DockerException):
+                return
+            await asyncio.sleep(0.1)
+
+    async def _finish(
+        self,
+        exec_id: str,
+        started: float,
+        timeout_s: float,
+        killed: bool,
+        stream_done: asyncio.Future[None],
+    ) -> ExecResult:
+        assert self._client is not None
+        stream_error = stream_done.exception() if stream_done.done() else None
+        try:
+            info = await in_thread(self._client.api.exec_inspect, exec_id)
+        except DockerException as exc:
+            raise self._container_gone(exc) from None
+        duration = time.monotonic() - started
+        if killed:
+            note = f"timed out after {timeout_s:g} s"
+            return ExecResult(TIMEOUT_EXIT_CODE, duration, timed_out=True, note=note)
+        code = info.get("ExitCode")
+        if stream_error is not None or code is None or info.get("Running") or code >= 128:
+            await in_thread(self._check_alive, stream_error)
+        if code is None:
+            raise SandboxError(f"lost the command's status in the sandbox for task {self.spec.task_id}")
+        if code == 137 and await self._oom_happened():
+            note = f"killed: out of memory (limit {self.spec.limits.memory_mb} MB)"
+            return ExecResult(code, duration, oom_killed=True, note=note)
+        return ExecResult(int(code), duration)
+
+    def _raise_if_stopping(self) -> None:
+        """A SIGKILLed command whose container may be going down: wait briefly for the engine to say."""
+        assert self._client is not None
+        try:
+            self._client.api.wait(self.container_id, timeout=STOPPING_WAIT_S)
+        except NotFound:
+            pass
+        except Exception:  # still running when the wait timed out
+            return
+        raise SandboxError(f"the sandbox container for task {self.spec.task_id} stopped (killed)")
+
+    def _check_alive(self, stream_error: BaseException | None) -> None:
+        """Raise SandboxError when the container stopped or vanished under a command."""
+        assert self._client is not None
+        try:
+            state = self._client.api.inspect_container(self.container_id)["State"]
+        except NotFound:
+            raise SandboxError(
+                f"the sandbox container for task {self.spec.task_id} stopped (it was removed)"
+            ) from None
+        except DockerException as exc:
+            raise SandboxError(f"the sandbox for task {self.spec.task_id} is unreachable: {exc}") from None
+        if not state.get("Running"):
+            detail = f"exit code {state.get('ExitCode')}"
+            if state.get("OOMKilled"):
+                detail += ", out of memory"
+            raise SandboxError(f"the sandbox container for task {self.spec.task_id} stopped ({detail})")
+        if stream_error is not None:
+            raise SandboxError(
+                f"lost the output stream of a command in task {self.spec.task_id}: {stream_error}"
+            )
+
+    async def _oom_happened(self) -> bool:
+        """Was a command that died of SIGKILL (exit 137) killed by the kernel's OOM killer?
+
+        Reads the cgroup's oom_kill counter; when it cannot (the probe does not run), first makes
+        sure the container itself is not going down, then assumes OOM (137 and not killed by us).
+        """
+        assert self._client is not None
+        output = b""
+        with contextlib.suppress(SandboxError, DockerException):
+            probe = await in_thread(self._exec_create, ["sh", "-c", _OOM_PROBE], None, "0")
+            output = await in_thread(self._client.api.exec_start, probe) or b""
+        match = re.search(rb"oom_kill (\d+)", output)
+        if match is None:
+            await in_thread(self._raise_if_stopping)
+            return True
+        count = int(match.group(1))
+        increased = count > self._oom_kills
+        self._oom_kills = count
+        return increased
+
+    def _container_gone(self, exc: DockerException) -> SandboxError:
+        if isinstance(exc, NotFound) or "is not running" in str(exc):
+            return SandboxError(
+                f"the sandbox container for task {self.spec.task_id} stopped ({_explain(exc)})"
+            )
+        return SandboxError(
+            f"docker exec failed in the sandbox for task {self.spec.task_id}: {_explain(exc)}"
+        )
+
+    # --- escalated commands --------------------------------------------------------------------
+
+    async def _exec_escalated(
+        self,
+        argv: list[str],
+        cwd: str | None,
+        timeout_s: float,
+        on_output: OutputCallback | None,
+        env: dict[str, str] | None,
+        started: float,
+    ) -> ExecResult:
+        """Run one command in a sibling container with network on and the workspace writable."""
+        client = self._client or await get_client(self._client_factory)
+        self._client = client
+        container_id = await in_thread(self._create_sibling, client, argv, cwd, env)
+        relay = _ChunkRelay(asyncio.get_running_loop(), on_output)
+        try:
+            stream = await in_thread(
+                client.api.attach, container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            )
+            stream_done = _pump_in_thread(lambda: stream, relay)
+            await in_thread(client.api.start, container_id)
+            try:
+                result = await asyncio.wait_for(in_thread(client.api.wait, container_id), max(timeout_s, 0.0))
+            except TimeoutError:
+                await in_thread(_remove_quietly, client, container_id)
+                note = f"timed out after {timeout_s:g} s"
+                return ExecResult(TIMEOUT_EXIT_CODE, time.monotonic() - started, timed_out=True, note=note)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(stream_done), STREAM_DRAIN_S)
+            code = int(result.get("StatusCode", 1))
+            return ExecResult(code, time.monotonic() - started)
+        except DockerException as exc:
+            raise SandboxError(f"the escalated command could not run: {_explain(exc)}") from None
+        finally:
+            relay.close()
+            await asyncio.shield(in_thread(_remove_quietly, client, container_id))
+
+    def _create_sibling(
+        self, client: docker.DockerClient, argv: list[str], cwd: str | None, env: dict[str, str] | None
+    ) -> str:
+        kwargs = self._container_kwargs(client, escalated=True)
+        kwargs["environment"] = sandbox_env(_BASE_ENV, self.spec.env, env)
+        command = ["sh", "-c", _WRAPPER, "sh", "/dev/null", _container_path(cwd), *argv]
+        try:
+            created = self._create_clamping_cpus(client, command, kwargs)
+        except ImageNotFound:
+            raise self._image_missing() from None
+        except DockerException as exc:
+            raise SandboxError(
+                f"could not start the escalated command's container: {_explain(exc)}"
+            ) from None
+        return str(created["Id"])
+
+
+def _container_path(cwd: str | None) -> str:
+    if not cwd:
+        return WORKDIR
+    return cwd if cwd.startswith("/") else f"{WORKDIR}/{cwd}"
+
+
+def _stream_exec(client: docker.DockerClient, exec_id: str, relay: _ChunkRelay) -> asyncio.Future[None]:
+    """Start the exec and pump its demuxed output from a dedicated thread; the future ends with it."""
+
+    def frames() -> Iterable[Frame]:
+        return client.api.exec_start(exec_id, stream=True, demux=True)  # type: ignore[no-any-return]
+
+    return _pump_in_thread(frames, relay)
+
+
+def _pump_in_thread(frames: Callable[[], Iterable[Frame]], relay: _ChunkRelay) -> asyncio.Future[None]:
+    """Iterate (stdout, stderr) frames in a dedicated thread, relaying chunks; the future ends with it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            for stdout, stderr in frames():
+                if stdout:
+                    relay.put("stdout", stdout)
+                if stderr:
+                    relay.put("stderr", stderr)
+        except Exception as exc:
+            error = exc
+        loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=run, name="codex-docker-stream", daemon=True).start()
+    done.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
+    return done
+
+
+def _group_in_container(pgid: int, container_id: str) -> bool:
+    """Is process group `pgid` (a host pid) made of this container's processes?
+
+    True only when the engine shares this machine's pid space. The group's leader may already be
+    gone while its children run on, so any member found in /proc will do.
+    """
+    if not container_id:
+        return False
+    if _in_cgroup_of(pgid, container_id):
+        return True
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _pgrp_of(entry) == pgid:
+            return _in_cgroup_of(int(entry.name), container_id)
+    return False
+
+
+def _pgrp_of(proc_dir: Path) -> int:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _in_cgroup_of(pid: int, container_id: str) -> bool:
+    try:
+        return container_id in Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _wait_group_gone(pgid: int, limit_s: float) -> None:
+    """Until every process of the group is reaped (zombies still hold pids against the limit)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            pass
+        await asyncio.sleep(0.02)
+
+
+def _remove_quietly(client: docker.DockerClient, container_id: str) -> None:
+    with contextlib.suppress(NotFound, APIError):
+        client.api.remove_container(container_id, force=True)
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, APIError) and exc.explanation:
+        return str(exc.explanation)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

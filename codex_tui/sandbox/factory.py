@@ -1,0 +1,103 @@
+"""Choosing and building a task's sandbox from the config: docker when the engine answers, else local."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from codex_tui.config import BACKENDS, Config
+from codex_tui.protocol import SandboxMode
+from codex_tui.sandbox.base import OutputCallback, Sandbox, SandboxError, SandboxLimits, SandboxSpec
+from codex_tui.sandbox.docker import DockerSandbox, sweep_stale_containers
+from codex_tui.sandbox.engine import ClientFactory, engine_reachable, in_thread
+from codex_tui.sandbox.image import DEFAULT_IMAGE, ensure_env_image
+from codex_tui.sandbox.local import LocalSandbox
+
+
+@dataclass(slots=True)
+class BackendChoice:
+    """Which backend a task gets, and a note for the user when it is not what they asked for."""
+
+    backend: str
+    note: str = ""
+
+
+@dataclass(slots=True)
+class SandboxRequest:
+    """Everything `create_sandbox` needs beyond the spec (all optional)."""
+
+    backend: str = "auto"
+    repo: Path | None = None
+    """The user's repository: its setup script (or config `setup`) is run once and cached."""
+    setup_script: str | None = None
+    on_output: OutputCallback | None = None
+    """Receives the setup script's output (only when it actually runs)."""
+    client_factory: ClientFactory | None = None
+
+
+def spec_from_config(
+    cfg: Config,
+    task_id: str,
+    workspace: Path,
+    mode: SandboxMode | None = None,
+    *,
+    extra_ro_mounts: list[Path] | None = None,
+    env: dict[str, str] | None = None,
+) -> SandboxSpec:
+    """A SandboxSpec with the image, limits and mode from the config."""
+    chosen = mode or cfg.sandbox_mode
+    if chosen not in ("read-only", "auto", "full-access"):
+        raise SandboxError(f"unknown sandbox mode '{chosen}' (read-only, auto or full-access)")
+    return SandboxSpec(
+        task_id=task_id,
+        workspace=workspace,
+        mode=chosen,  # type: ignore[arg-type]
+        image=cfg.sandbox_image,
+        limits=SandboxLimits(cpus=cfg.sandbox_cpus, memory_mb=cfg.sandbox_memory_mb, pids=cfg.sandbox_pids),
+        extra_ro_mounts=list(extra_ro_mounts or []),
+        env=dict(env or {}),
+    )
+
+
+async def choose_backend(
+    requested: str = "auto", client_factory: ClientFactory | None = None
+) -> BackendChoice:
+    """`docker` and `local` are taken as asked; `auto` is docker when the engine answers, else local."""
+    if requested not in BACKENDS:
+        raise SandboxError(f"unknown sandbox backend '{requested}' (one of {', '.join(BACKENDS)})")
+    if requested != "auto":
+        return BackendChoice(requested)
+    ok, message = await in_thread(engine_reachable, client_factory)
+    if ok:
+        return BackendChoice("docker")
+    return BackendChoice("local", f"{message} Using the local backend for now.")
+
+
+async def create_sandbox(spec: SandboxSpec, request: SandboxRequest | None = None) -> tuple[Sandbox, str]:
+    """An unstarted sandbox for the spec, plus a note for the user ("" when nothing to say).
+
+    With `request.repo` and the docker backend, the repository's setup script runs first (once;
+    later tasks reuse the cached image) and the sandbox starts from its image.
+    """
+    request = request or SandboxRequest()
+    choice = await choose_backend(request.backend, request.client_factory)
+    if choice.backend == "local":
+        return LocalSandbox(spec), choice.note
+    if request.repo is not None:
+        base = spec.image or DEFAULT_IMAGE
+        spec.image = await ensure_env_image(
+            base,
+            request.repo,
+            request.setup_script,
+            request.on_output,
+            client_factory=request.client_factory,
+        )
+    return DockerSandbox(spec, request.client_factory), choice.note
+
+
+async def startup_sweep(client_factory: ClientFactory | None = None) -> list[str]:
+    """Remove containers left by crashed codex-tui processes; [] when Docker is not reachable."""
+    ok, _ = await in_thread(engine_reachable, client_factory)
+    if not ok:
+        return []
+    return await sweep_stale_containers(client_factory)

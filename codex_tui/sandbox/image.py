@@ -1,0 +1,673 @@
+"""Sandbox images: build the default image without a registry, and cache per-repository setup images.
+
+`python -m codex_tui.sandbox.image build|status` runs the same code as `codex-tui sandbox build|status`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import fcntl
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException, ImageNotFound
+
+from codex_tui.sandbox.base import OutputCallback, SandboxError, Stream
+from codex_tui.sandbox.engine import (
+    LABEL_TASK,
+    ClientFactory,
+    engine_reachable,
+    get_client,
+    in_thread,
+    owner_labels,
+    shared_client,
+)
+
+DEFAULT_IMAGE = "codex-tui-sandbox:latest"
+IMAGE_VERSION = "1"
+"""Bump when the default image's contents change; older images are then reported stale and rebuilt."""
+VERSION_LABEL = "codex-tui.image-version"
+DEBIAN_BASE = "debian:bookworm-slim"
+SUITE = "bookworm"
+PACKAGES = (
+    "bash",
+    "coreutils",
+    "git",
+    "python3",
+    "python3-venv",
+    "gcc",
+    "make",
+    "libc6-dev",
+    "ca-certificates",
+    "procps",
+)
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PULL_TIMEOUT_S = 20
+SETUP_SCRIPT_PATH = ".codex-tui/setup.sh"
+LOCK_FILE_PATTERNS = (
+    "requirements*.txt",
+    "package-lock.json",
+    "poetry.lock",
+    "uv.lock",
+    "Cargo.lock",
+    "go.sum",
+)
+MAX_HASHED_FILE_BYTES = 16 * 1024 * 1024
+ENV_LABEL = "codex-tui.env-of"
+LOG_TAIL_LINES = 30
+
+_STRIP_PATHS = (
+    "var/lib/apt/lists",
+    "var/cache/apt",
+    "var/cache/debconf/templates.dat-old",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+    "var/log",
+)
+
+_env_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(slots=True)
+class ImageStatus:
+    """What `codex-tui sandbox status` shows."""
+
+    engine_ok: bool
+    engine_message: str
+    """Engine version when reachable, else the clear "not reachable" message."""
+    tag: str
+    present: bool = False
+    image_id: str = ""
+    size_mb: float = 0.0
+    created: str = ""
+    version: str = ""
+    """The image's version label; differs from IMAGE_VERSION when the image is stale."""
+
+    @property
+    def current(self) -> bool:
+        """Present and built by this version of codex-tui."""
+        return self.present and self.version == IMAGE_VERSION
+
+    def summary(self) -> str:
+        """One or two lines for the terminal."""
+        if not self.engine_ok:
+            return self.engine_message
+        if not self.present:
+            return f"engine {self.engine_message}; image {self.tag}: missing (run `codex-tui sandbox build`)"
+        stale = "" if self.current else f" — stale (version {self.version or '?'}, want {IMAGE_VERSION})"
+        return (
+            f"engine {self.engine_message}; image {self.tag}: {self.image_id[7:19]} "
+            f"{self.size_mb:.0f} MB, created {self.created}{stale}"
+        )
+
+
+class _Emitter:
+    """Hands output produced in worker threads to `on_output` on the event loop, line by line."""
+
+    def __init__(self, on_output: OutputCallback | None, tail_lines: int = LOG_TAIL_LINES) -> None:
+        self._on_output = on_output
+        self._loop = asyncio.get_running_loop()
+        self.tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+
+    def __call__(self, stream: Stream, data: bytes) -> None:
+        """Thread-safe: remember the tail and forward the chunk to the loop."""
+        if not data:
+            return
+        text = data.decode("utf-8", "replace")
+        for line in text.splitlines():
+            if line.strip():
+                self.tail.append(line.rstrip())
+        if self._on_output is not None:
+            self._loop.call_soon_threadsafe(self._on_output, stream, data)
+
+    def tail_text(self) -> str:
+        """The last lines seen, for error messages."""
+        return "\n".join(self.tail)
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def _image_status_sync(tag: str, client_factory: ClientFactory | None) -> ImageStatus:
+    ok, message = engine_reachable(client_factory)
+    status = ImageStatus(engine_ok=ok, engine_message=message, tag=tag)
+    if not ok:
+        return status
+    client = (client_factory or shared_client)()
+    try:
+        image = client.images.get(tag)
+    except ImageNotFound:
+        return status
+    except DockerException as exc:
+        status.engine_message = f"{message}; cannot inspect {tag}: {exc}"
+        return status
+    attrs = image.attrs
+    status.present = True
+    status.image_id = image.id or ""
+    status.size_mb = float(attrs.get("Size", 0)) / 1e6
+    status.created = str(attrs.get("Created", ""))[:19].replace("T", " ")
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    status.version = str(labels.get(VERSION_LABEL, ""))
+    return status
+
+
+async def image_status(tag: str = DEFAULT_IMAGE, client_factory: ClientFactory | None = None) -> ImageStatus:
+    """Engine reachable? image present? its size, creation time and version."""
+    return await in_thread(_image_status_sync, tag, client_factory)
+
+
+# --- default image -----------------------------------------------------------------------------
+
+
+async def ensure_default_image(
+    tag: str = DEFAULT_IMAGE,
+    on_output: OutputCallback | None = None,
+    client_factory: ClientFactory | None = None,
+) -> str:
+    """Build the default image only when it is missing or stale; returns its id."""
+    status = await image_status(tag, client_factory)
+    if not status.engine_ok:
+        raise SandboxError(status.engine_message)
+    if status.current:
+        return status.image_id
+    return await build_default_image(tag, on_output, client_factory=client_factory)
+
+
+async def build_default_image(
+    tag: str = DEFAULT_IMAGE,
+    on_output: OutputCallback | None = None,
+    *,
+    client_factory: ClientFactory | None = None,
+) -> str:
+    """Build the default image: from a Debian base image when one is at hand, else by debootstrap."""
+    client = await get_client(client_factory)
+    emit = _Emitter(on_output)
+    if await in_thread(_base_image_available, client, emit):
+        emit("stdout", f"building {tag} from {DEBIAN_BASE}\n".encode())
+        await in_thread(_docker_build, client, tag, emit)
+    else:
+        emit("stdout", f"no {DEBIAN_BASE} image available: bootstrapping {tag} with debootstrap\n".encode())
+        await _bootstrap_build(client, tag, emit)
+    image = await in_thread(client.images.get, tag)
+    emit("stdout", f"built {tag} ({image.id})\n".encode())
+    return str(image.id)
+
+
+def _base_image_available(client: docker.DockerClient, emit: _Emitter) -> bool:
+    try:
+        client.images.get(DEBIAN_BASE)
+        return True
+    except ImageNotFound:
+        pass
+    emit("stdout", f"trying to pull {DEBIAN_BASE} (up to {PULL_TIMEOUT_S} s)\n".encode())
+    try:
+        puller = docker.from_env(timeout=PULL_TIMEOUT_S).api
+        repo, _, tag = DEBIAN_BASE.partition(":")
+        puller.pull(repo, tag=tag)
+        client.images.get(DEBIAN_BASE)
+        return True
+    except Exception as exc:
+        emit("stdout", f"pull failed: {str(exc).splitlines()[0][:200]}\n".encode())
+        return False
+
+
+def _dockerfile(tag: str) -> str:
+    strip = " ".join(f"/{p}/*" for p in _STRIP_PATHS)
+    return "\n".join(
+        [
+            f"FROM {DEBIAN_BASE}",
+            "ENV DEBIAN_FRONTEND=noninteractive",
+            "RUN apt-get update -q && apt-get install -y -q --no-install-recommends "
+            + " ".join(PACKAGES)
+            + f" && rm -rf {strip}",
+            "RUN " + _finish_rootfs_shell("/"),
+            f"ENV PATH={IMAGE_PATH} LANG=C.UTF-8",
+            f'LABEL {VERSION_LABEL}="{IMAGE_VERSION}" codex-tui.image="{tag}"',
+            "WORKDIR /workspace",
+            'CMD ["/bin/bash"]',
+            "",
+        ]
+    )
+
+
+def _finish_rootfs_shell(root: str) -> str:
+    """Shell commands shared by both build paths: /tmp, /workspace, git safe.directory."""
+    r = root.rstrip("/")
+    return (
+        f"mkdir -p {r}/tmp {r}/workspace && chmod 1777 {r}/tmp && chmod 0777 {r}/workspace && "
+        f"printf '[safe]\\n\\tdirectory = *\\n' > {r}/etc/gitconfig"
+    )
+
+
+def _docker_build(client: docker.DockerClient, tag: str, emit: _Emitter) -> None:
+    dockerfile = io.BytesIO(_dockerfile(tag).encode())
+    try:
+        for chunk in client.api.build(fileobj=dockerfile, tag=tag, rm=True, forcerm=True, decode=True):
+            if "stream" in chunk:
+                emit("stdout", str(chunk["stream"]).encode())
+            if "error" in chunk:
+                raise SandboxError(f"building {tag} failed: {chunk['error']}\n{emit.tail_text()}")
+    except DockerException as exc:
+        raise SandboxError(f"building {tag} failed: {exc}\n{emit.tail_text()}") from None
+
+
+async def _bootstrap_build(client: docker.DockerClient, tag: str, emit: _Emitter) -> None:
+    debootstrap = await _ensure_debootstrap(emit)
+    mirror = debian_mirror()
+    root = Path(tempfile.mkdtemp(prefix="codex-tui-rootfs-", dir="/var/tmp"))
+    try:
+        argv = [
+            debootstrap,
+            "--variant=minbase",
+            f"--include={','.join(PACKAGES)}",
+            SUITE,
+            str(root),
+            mirror,
+        ]
+        emit("stdout", f"$ {' '.join(argv)}\n".encode())
+        code = await _run_streaming(argv, emit)
+        if code != 0:
+            raise SandboxError(f"debootstrap failed (exit {code}):\n{emit.tail_text()}")
+        await in_thread(_finish_rootfs, root)
+        await in_thread(_import_rootfs, client, root, tag, emit)
+    finally:
+        await in_thread(shutil.rmtree, root, True)
+
+
+async def _ensure_debootstrap(emit: _Emitter) -> str:
+    found = _which_sbin("debootstrap")
+    if found:
+        if os.geteuid() != 0:
+            raise SandboxError(
+                "building the sandbox image needs root for debootstrap: "
+                "run `sudo codex-tui sandbox build` (or make a debian:bookworm-slim image available)"
+            )
+        return found
+    if os.geteuid() != 0:
+        raise SandboxError(
+            "building the sandbox image needs debootstrap and root: "
+            "`sudo apt-get install debootstrap && sudo codex-tui sandbox build`"
+        )
+    emit("stdout", b"installing debootstrap\n")
+    code = await _run_streaming(["apt-get", "install", "-y", "-q", "debootstrap"], emit)
+    if code != 0:
+        await _run_streaming(["apt-get", "update", "-q"], emit)
+        code = await _run_streaming(["apt-get", "install", "-y", "-q", "debootstrap"], emit)
+    found = _which_sbin("debootstrap")
+    if code != 0 or not found:
+        raise SandboxError(f"could not install debootstrap (apt-get exit {code}):\n{emit.tail_text()}")
+    return found
+
+
+def _which_sbin(name: str) -> str | None:
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    return shutil.which(name, path=path)
+
+
+async def _run_streaming(argv: list[str], emit: _Emitter) -> int:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+        )
+    except OSError as exc:
+        emit("stderr", f"cannot run {argv[0]}: {exc.strerror}\n".encode())
+        return 127
+    assert proc.stdout is not None
+    while chunk := await proc.stdout.read(65536):
+        emit("stdout", chunk)
+    return await proc.wait()
+
+
+def debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
+    """The first Debian archive URI configured for apt (one-line or deb822 format)."""
+    for uri, suites in _apt_sources(apt_dir):
+        if SUITE in suites and "security" not in uri:
+            return uri
+    for uri, _ in _apt_sources(apt_dir):
+        if "security" not in uri:
+            return uri
+    raise SandboxError(f"no Debian mirror found in {apt_dir}/sources.list(.d); cannot bootstrap the image")
+
+
+def _apt_sources(apt_dir: Path) -> Iterator[tuple[str, list[str]]]:
+    files = [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*"))]
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if path.suffix == ".sources":
+            yield from _deb822_sources(text)
+        elif path.name == "sources.list" or path.suffix == ".list":
+            yield from _one_line_sources(text)
+
+
+def _one_line_sources(text: str) -> Iterator[tuple[str, list[str]]]:
+    for line in text.splitlines():
+        words = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0]).split()
+        if len(words) >= 3 and words[0] == "deb":
+            yield words[1], [words[2]]
+
+
+def _deb822_sources(text: str) -> Iterator[tuple[str, list[str]]]:
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line:
+                continue
+            key, _, value = line.partition(":")
+            fields[key.strip().lower()] = value.strip()
+        if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes") == "no":
+            continue
+        for uri in fields.get("uris", "").split():
+            yield uri, fields.get("suites", "").split()
+
+
+def _finish_rootfs(root: Path) -> None:
+    for rel in _STRIP_PATHS:
+        target = root / rel
+        if target.is_dir():
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+    subprocess.run(["sh", "-c", _finish_rootfs_shell(str(root))], check=True)
+
+
+def _import_rootfs(client: docker.DockerClient, root: Path, tag: str, emit: _Emitter) -> None:
+    repository, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "latest")
+    changes = [
+        'CMD ["/bin/bash"]',
+        f"ENV PATH={IMAGE_PATH}",
+        "ENV LANG=C.UTF-8",
+        "WORKDIR /workspace",
+        f'LABEL {VERSION_LABEL}="{IMAGE_VERSION}" codex-tui.image="{tag}"',
+    ]
+    emit("stdout", f"importing {root} as {tag}\n".encode())
+    tar = subprocess.Popen(
+        ["tar", "--numeric-owner", "-C", str(root), "-c", "."], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert tar.stdout is not None
+        out = client.api.import_image(
+            src=tar.stdout, repository=repository, tag=version or "latest", changes=changes, stream_src=True
+        )
+        emit("stdout", (str(out).strip() + "\n").encode())
+    except DockerException as exc:
+        raise SandboxError(f"docker import of {tag} failed: {exc}") from None
+    finally:
+        _, err = tar.communicate()
+        if tar.returncode:
+            emit("stderr", err)
+
+
+# --- per-repository setup images ---------------------------------------------------------------
+
+
+def resolve_setup_script(repo: Path, setup_script: str | None) -> str | None:
+    """The setup script to run: the configured `setup`, else `.codex-tui/setup.sh` in the repo."""
+    if setup_script and setup_script.strip():
+        return setup_script
+    path = repo / SETUP_SCRIPT_PATH
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return text if text.strip() else None
+
+
+def setup_inputs(repo: Path, script: str) -> list[Path]:
+    """Lock files whose contents decide the cache key: common ones plus files the script names."""
+    found: set[Path] = set()
+    root = repo.resolve()
+    for pattern in LOCK_FILE_PATTERNS:
+        found.update(p for p in root.glob(pattern) if p.is_file())
+    for token in set(re.findall(r"[\w][\w.\-/]*", script)):
+        candidate = (root / token).resolve()
+        if candidate.is_file() and candidate.is_relative_to(root):
+            found.add(candidate)
+    return sorted(found)
+
+
+def env_image_tag(base_id: str, repo: Path, script: str) -> str:
+    """`codex-tui-env:<hash>` of (base image id, script, lock files); blocking (reads files)."""
+    digest = hashlib.sha256()
+    for part in (base_id, script):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    root = repo.resolve()
+    for path in setup_inputs(repo, script):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        try:
+            if path.stat().st_size <= MAX_HASHED_FILE_BYTES:
+                digest.update(path.read_bytes())
+            else:
+                digest.update(str(path.stat().st_size).encode())
+        except OSError:
+            digest.update(b"unreadable")
+        digest.update(b"\0")
+    return f"codex-tui-env:{digest.hexdigest()[:16]}"
+
+
+async def ensure_env_image(
+    base: str,
+    repo: Path,
+    setup_script: str | None,
+    on_output: OutputCallback | None = None,
+    *,
+    client_factory: ClientFactory | None = None,
+    timeout_s: float = 1800.0,
+) -> str:
+    """The image a task on `repo` starts from: `base`, or a cached image with the setup script run."""
+    script = await asyncio.to_thread(resolve_setup_script, repo, setup_script)
+    if script is None:
+        return base
+    client = await get_client(client_factory)
+    base_id = await in_thread(_image_id, client, base)
+    tag = await asyncio.to_thread(env_image_tag, base_id, repo, script)
+    if await in_thread(_image_exists, client, tag):
+        return tag
+    lock = _env_locks.setdefault(asyncio.get_running_loop(), {}).setdefault(tag, asyncio.Lock())
+    async with lock, _file_lock(tag):
+        if await in_thread(_image_exists, client, tag):
+            return tag
+        emit = _Emitter(on_output)
+        await _run_setup(client, base, base_id, repo, script, tag, emit, timeout_s)
+    return tag
+
+
+def _image_id(client: docker.DockerClient, name: str) -> str:
+    try:
+        return str(client.images.get(name).id)
+    except ImageNotFound:
+        raise SandboxError(
+            f"sandbox image {name} not found: run `codex-tui sandbox build`"
+            + ("" if name == DEFAULT_IMAGE else f" or build/pull {name}")
+        ) from None
+    except DockerException as exc:
+        raise SandboxError(f"cannot inspect image {name}: {exc}") from None
+
+
+def _image_exists(client: docker.DockerClient, name: str) -> bool:
+    try:
+        client.images.get(name)
+        return True
+    except ImageNotFound:
+        return False
+    except DockerException as exc:
+        raise SandboxError(f"cannot inspect image {name}: {exc}") from None
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(tag: str) -> AsyncIterator[None]:
+    """Cross-process lock so two codex-tui processes do not build the same setup image at once."""
+    path = Path(tempfile.gettempdir()) / f"codex-tui-{tag.replace(':', '-').replace('/', '-')}.lock"
+    fd = await asyncio.to_thread(os.open, str(path), os.O_CREAT | os.O_RDWR, 0o666)
+    locked = False
+    try:
+        while not locked:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                await asyncio.sleep(0.2)
+        yield
+    finally:
+        # Holders re-check the image after locking, so unlinking here at worst lets a waiter on
+        # the old file and a newcomer both find the finished image; /tmp does not fill with locks.
+        if locked:
+            path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+_SETUP_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -e -c "$1"; else exec sh -e -c "$1"; fi'
+
+
+async def _run_setup(
+    client: docker.DockerClient,
+    base: str,
+    base_id: str,
+    repo: Path,
+    script: str,
+    tag: str,
+    emit: _Emitter,
+    timeout_s: float,
+) -> None:
+    emit("stdout", f"running the setup script for {repo} in {base} (cached as {tag})\n".encode())
+    api = client.api
+    host_config = api.create_host_config(
+        binds={str(repo.resolve()): {"bind": "/workspace", "mode": "ro"}}, init=True, network_mode="bridge"
+    )
+    created = await in_thread(
+        api.create_container,
+        base,
+        command=["sh", "-c", _SETUP_SHELL, "setup", script],
+        working_dir="/workspace",
+        environment={"HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"},
+        labels={**owner_labels(), LABEL_TASK: f"setup:{tag}"},
+        host_config=host_config,
+    )
+    container_id = str(created["Id"])
+    try:
+        stream = await in_thread(
+            api.attach, container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
+        )
+        pumped = _pump_logs(stream, emit)
+        await in_thread(api.start, container_id)
+        code = await _wait_exit(client, container_id, emit, timeout_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pumped, 5.0)
+        if code != 0:
+            raise SandboxError(f"the setup script failed (exit {code}); last lines:\n{emit.tail_text()}")
+        changes = [
+            'CMD ["/bin/bash"]',
+            "WORKDIR /workspace",
+            f'LABEL {ENV_LABEL}="{base_id}" codex-tui.env-created="{int(time.time())}"',
+        ]
+        repository, _, version = tag.partition(":")
+        await in_thread(api.commit, container_id, repository=repository, tag=version, changes=changes)
+        emit("stdout", f"cached the setup as {tag}\n".encode())
+    except DockerException as exc:
+        raise SandboxError(f"the setup script could not run: {exc}\n{emit.tail_text()}") from None
+    finally:
+        with contextlib.suppress(DockerException):
+            await in_thread(api.remove_container, container_id, force=True)
+
+
+def _pump_logs(stream: Iterable[tuple[bytes | None, bytes | None]], emit: _Emitter) -> asyncio.Future[None]:
+    """Read the setup container's demuxed output in a dedicated thread; the future ends with it."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def pump() -> None:
+        try:
+            for stdout, stderr in stream:
+                if stdout:
+                    emit("stdout", stdout)
+                if stderr:
+                    emit("stderr", stderr)
+        except Exception as exc:
+            emit("stderr", f"(log stream ended: {exc})\n".encode())
+        finally:
+            done.get_loop().call_soon_threadsafe(_resolve, done)
+
+    threading.Thread(target=pump, name="codex-setup-logs", daemon=True).start()
+    return done
+
+
+async def _wait_exit(client: docker.DockerClient, container_id: str, emit: _Emitter, timeout_s: float) -> int:
+    """The setup container's exit code; kills it and raises SandboxError after `timeout_s`."""
+    try:
+        result = await asyncio.wait_for(in_thread(client.api.wait, container_id), timeout_s)
+    except TimeoutError:
+        with contextlib.suppress(DockerException):
+            await in_thread(client.api.kill, container_id)
+        message = f"the setup script did not finish in {timeout_s:.0f} s:\n{emit.tail_text()}"
+        raise SandboxError(message) from None
+    return int(result.get("StatusCode", 1))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def _print_chunk(stream: Stream, data: bytes) -> None:
+    target = sys.stdout if stream == "stdout" else sys.stderr
+    target.buffer.write(data)
+    target.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`build [--if-missing] [--tag T]` or `status [--tag T]`; prints one clear line on failure."""
+    parser = argparse.ArgumentParser(prog="python -m codex_tui.sandbox.image")
+    parser.add_argument("command", choices=("build", "status"))
+    parser.add_argument("--tag", default=DEFAULT_IMAGE)
+    parser.add_argument("--if-missing", action="store_true", help="build only when missing or stale")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "status":
+            status = asyncio.run(image_status(args.tag))
+            print(status.summary())
+            return 0 if status.current else 1
+        builder = ensure_default_image if args.if_missing else build_default_image
+        asyncio.run(builder(args.tag, _print_chunk))
+        return 0
+    except SandboxError as exc:
+        print(f"codex-tui sandbox {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
