@@ -40,7 +40,8 @@ can_be_root() { [[ $(id -u) -eq 0 ]] || { command -v sudo >/dev/null 2>&1 && sud
 
 install_packages() {
     local missing=()
-    command -v docker >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+    # The docker client alone may be present (no engine): look for the daemon itself.
+    command -v dockerd >/dev/null 2>&1 || [[ -x /usr/sbin/dockerd ]] || missing+=(docker.io)
     [[ -x /usr/sbin/debootstrap ]] || command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
     command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
     [[ ${#missing[@]} -eq 0 ]] && return 0

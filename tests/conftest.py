@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = (
-    ["tests.conftest_docker"] if (Path(__file__).parent / "conftest_docker.py").exists() else []
-)
+pytest_plugins = ["tests.conftest_docker"]
 
 
 @pytest.fixture(autouse=True)
