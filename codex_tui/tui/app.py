@@ -1,0 +1,812 @@
+"""The codex-tui application: task list, the selected task's panes, composer, status bar.
+
+The App owns the state: events from the task manager land in an inbox (no widget work per event),
+a 30 Hz timer folds them into the :class:`AppState` model and updates only what changed, and every
+user action becomes an operation sent to the manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import subprocess
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.theme import Theme
+from textual.widget import Widget
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from codex_tui import protocol as p
+from codex_tui.config import Config
+from codex_tui.tui.bindings import APP_BINDINGS, unknown_keymap_ids
+from codex_tui.tui.commands import CodexCommands, PaletteEntry, SlashCommand, SlashError, parse_slash
+from codex_tui.tui.log_feed import feed_log
+from codex_tui.tui.screens.approval import ApprovalScreen
+from codex_tui.tui.screens.compare import CompareScreen
+from codex_tui.tui.screens.help import HelpScreen, help_markdown
+from codex_tui.tui.source import TaskSource
+from codex_tui.tui.state import STATUS_ICONS, Approval, AppState, TaskModel, format_duration, format_tokens
+from codex_tui.tui.themes import initial_theme, load_themes, packaged_themes_dir, remember
+from codex_tui.tui.widgets.chat_view import ChatView
+from codex_tui.tui.widgets.composer import Composer
+from codex_tui.tui.widgets.diff_view import DiffView
+from codex_tui.tui.widgets.plan_view import PlanView
+from codex_tui.tui.widgets.sandbox_log import SandboxLog
+from codex_tui.tui.widgets.status_bar import StatusBar, StatusInfo
+from codex_tui.tui.widgets.task_list import TaskList, TaskRow
+
+FLUSH_HZ = 30
+DIFF_DEBOUNCE_S = 0.25
+PANES = ("chat", "todo", "diff", "log")
+REPORTED_OPS = {p.OP_APPLY: "Apply", p.OP_UNDO: "Undo", p.OP_COMPACT: "Compact", p.OP_CANCEL: "Cancel"}
+"""Operations whose success message is worth a toast."""
+Clock = Callable[[], float]
+W = TypeVar("W", bound=Widget)
+
+
+class CodexApp(App[int]):
+    """Run and watch several coding agents at once."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "codex-tui"
+    BINDINGS = APP_BINDINGS
+    COMMANDS = App.COMMANDS | {CodexCommands}
+
+    def __init__(
+        self,
+        config: Config,
+        source: TaskSource,
+        *,
+        repo: Path,
+        initial_ops: list[p.Op] | None = None,
+        clock: Clock = time.time,
+        show_elapsed: bool = True,
+        state_home: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.source = source
+        self.repo = repo
+        self.state = AppState()
+        self.state_home = state_home or config.home
+        self.clock = clock
+        self.show_elapsed = show_elapsed
+        self.initial_ops = list(initial_ops or [])
+        self.selected_id: str | None = None
+        self.new_task_mode = False
+        self.next_attempts = 1
+        self.next_mode: str | None = None
+        self.next_model: str | None = None
+        self.source_ready = asyncio.Event()
+        self._inbox: list[p.Event] = []
+        self._live_since = 0.0
+        self._unsubscribe: Callable[[], None] | None = None
+        self._pane_rev: tuple[str, int] | None = None
+        self._log_cursor = 0
+        self._log_task: str | None = None
+        self._diff_key: tuple[str, int] | None = None
+        self._diff_timer: asyncio.TimerHandle | None = None
+        self._approval_open: Approval | None = None
+        self._answered: set[tuple[str, str]] = set()
+        self._flushing = False
+        self._render_lock = asyncio.Lock()
+        self._load_themes()
+        self.set_keymap(dict(config.keymap))
+
+    # --- setup ---------------------------------------------------------------------------------
+
+    def _load_themes(self) -> None:
+        loaded = load_themes([packaged_themes_dir(), self.config.themes_dir])
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        self._theme_errors = loaded.errors
+        self.theme = initial_theme(self.config.theme, self.state_home, set(self.available_themes))
+
+    def compose(self) -> ComposeResult:
+        """Task list | panes of the selected task; composer, status bar and footer below."""
+        with Horizontal(id="main"):
+            yield TaskList(id="tasks")
+            with Vertical(id="detail"), TabbedContent(id="panes", initial="chat"):
+                with TabPane("Chat", id="chat"):
+                    yield ChatView(id="chat-view")
+                with TabPane("To-do", id="todo"):
+                    yield PlanView(id="plan-view")
+                with TabPane("Diff", id="diff"):
+                    yield DiffView(id="diff-view")
+                with TabPane("Log", id="log"):
+                    yield SandboxLog(id="log-view")
+        yield Composer(self.repo, id="composer")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Start the manager, subscribe to events, and start the flush timer."""
+        for error in self._theme_errors:
+            self.notify(error, title="Theme file skipped", severity="warning")
+        unknown = unknown_keymap_ids(self.config.keymap)
+        if unknown:
+            self.notify(f"Unknown binding ids in [keymap]: {', '.join(unknown)}", severity="warning")
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+        composer = self.main_widget(Composer)
+        composer.set_theme_names(sorted(self.available_themes))
+        composer.area.focus()
+        self._update_target()
+        self._update_status()
+        self.set_interval(1 / FLUSH_HZ, self._flush_inbox, name="flush")
+        if self.show_elapsed:
+            self.set_interval(1.0, self._tick, name="elapsed")
+        self._start_source()
+        self._load_mention_files()
+        # Startup objects (CSS, widgets, themes) leave the collector's view: full collections stay short
+        # while tasks stream, which keeps key latency low.
+        self.set_timer(1.0, gc.freeze)
+
+    @work(group="source", exit_on_error=False)
+    async def _start_source(self) -> None:
+        try:
+            await self.source.start()
+        except Exception as exc:  # the manager turns failures into values; this is the last guard
+            self.notify(f"Cannot start the task manager: {exc}", severity="error", timeout=30)
+            return
+        self._live_since = time.time()
+        self._unsubscribe = self.source.subscribe(self._on_event, replay=True)
+        self.source_ready.set()
+        for op in self.initial_ops:
+            await self._send(op, select=False)
+
+    async def on_unmount(self) -> None:
+        """Unsubscribe and close the manager (tasks stay resumable)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self.source_ready.is_set():
+            with contextlib.suppress(Exception):
+                await self.source.close()
+
+    @work(thread=True, group="mentions", exit_on_error=False)
+    def _load_mention_files(self) -> None:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(self.repo), "ls-files", "--cached", "--others", "--exclude-standard"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return
+        files = out.stdout.splitlines()[:50_000] if out.returncode == 0 else []
+        self.call_from_thread(self._set_mention_files, files)
+
+    def _set_mention_files(self, files: list[str]) -> None:
+        with contextlib.suppress(NoMatches):
+            self.main_widget(Composer).set_mention_files(files)
+
+    # --- events in -----------------------------------------------------------------------------
+
+    def _on_event(self, event: p.Event) -> None:
+        """Called by the manager on the loop for every event: only queue it."""
+        self._inbox.append(event)
+
+    async def _flush_inbox(self) -> None:
+        """Fold queued events into the model and update what changed (runs at FLUSH_HZ)."""
+        if self._flushing or not self._inbox:
+            return
+        self._flushing = True
+        try:
+            events, self._inbox = self._inbox, []
+            changed = self._reduce(events)
+            await self._render(changed)
+        except NoMatches:
+            pass  # the main screen is being torn down: the app is closing
+        finally:
+            self._flushing = False
+
+    def _reduce(self, events: list[p.Event]) -> set[str]:
+        changed: set[str] = set()
+        for event in events:
+            task = self.state.apply(event)
+            if task is None:
+                continue
+            changed.add(task.id)
+            if event.type == p.TASK_STATUS and event.ts >= self._live_since - 1:
+                self._announce(task)
+        return changed
+
+    def _announce(self, task: TaskModel) -> None:
+        """Toast and bell when a task finishes or waits for the user."""
+        messages = {
+            "ready": ("Task ready", "information"),
+            "waiting_approval": ("Approval needed", "warning"),
+            "failed": ("Task failed", "error"),
+        }
+        if task.status in messages:
+            title, severity = messages[task.status]
+            detail = task.title + (f"\n{task.message}" if task.message and task.status == "failed" else "")
+            self.notify(detail, title=title, severity=severity)  # type: ignore[arg-type]
+            self.bell()
+
+    async def _render(self, changed: set[str]) -> None:
+        if changed:
+            self._sync_task_list()
+        if self.selected_id is None:
+            visible = self.state.visible_tasks()
+            if visible:
+                self._select(visible[0].id)
+        if self.selected_id in changed or self._pane_rev is None:
+            await self._render_selected()
+        self._update_status()
+        self._update_target()
+        self._show_next_approval()
+        if isinstance(self.screen, CompareScreen):
+            compared = [self.state.tasks[i] for i in self.screen.task_ids if i in changed]
+            self.screen.update_tasks(compared)
+            for task in compared:
+                self._refresh_compare_diff(task)
+
+    def _tick(self) -> None:
+        if any(t.active for t in self.state.visible_tasks()):
+            self._sync_task_list()
+
+    # --- rendering -----------------------------------------------------------------------------
+
+    def main_widget(self, widget_type: type[W]) -> W:
+        """A widget of the main screen, whichever screen is on top (raises NoMatches when closing)."""
+        if not self.screen_stack:
+            raise NoMatches("the app is closing")
+        return self.screen_stack[0].query_one(widget_type)
+
+    def task_row(self, task: TaskModel) -> TaskRow:
+        """The task list card of one task."""
+        elapsed = format_duration(task.elapsed(self.clock())) if self.show_elapsed else ""
+        attempt = f"{task.attempt}/{task.attempts}" if task.attempts > 1 else ""
+        return TaskRow(
+            task.id,
+            STATUS_ICONS.get(task.status, "·"),
+            task.status,
+            task.title or task.id,
+            elapsed,
+            task.added,
+            task.removed,
+            format_tokens(task.tokens),
+            attempt,
+        )
+
+    def _sync_task_list(self) -> None:
+        tasks = self.state.visible_tasks()
+        self.main_widget(TaskList).sync([self.task_row(t) for t in tasks])
+
+    @property
+    def shown_diff(self) -> tuple[str, int] | None:
+        """(task id, diff revision) of the patch in the diff pane."""
+        return self._diff_key
+
+    def selected_task(self) -> TaskModel | None:
+        """The model of the selected task."""
+        return self.state.tasks.get(self.selected_id or "")
+
+    def active_pane(self) -> str:
+        """Which of chat, todo, diff, log is shown."""
+        return self.main_widget(TabbedContent).active or "chat"
+
+    async def _render_selected(self) -> None:
+        async with self._render_lock:
+            with contextlib.suppress(NoMatches):
+                await self._render_selected_now()
+
+    async def _render_selected_now(self) -> None:
+        task = self.selected_task()
+        if task is None:
+            return
+        pane = self.active_pane()
+        self._pane_rev = (task.id, task.rev)
+        if pane == "chat":
+            await self.main_widget(ChatView).show_blocks(task.id, task.blocks)
+        elif pane == "todo":
+            self.main_widget(PlanView).show_plan(task.todos, task.todo_explanation)
+        elif pane == "log":
+            await self._render_log(task)
+        elif pane == "diff" and self._diff_key != (task.id, task.diff_rev):
+            self._schedule_diff(task)
+
+    async def _render_log(self, task: TaskModel) -> None:
+        if self._log_task != task.id:
+            self.main_widget(SandboxLog).clear()
+            self._log_task = task.id
+            self._log_cursor = 0
+        feed_log(self.main_widget(SandboxLog), task.log_ops_since(self._log_cursor))
+        self._log_cursor = task.log_end
+
+    def _schedule_diff(self, task: TaskModel) -> None:
+        """Fetch the patch soon; a burst of diff.updated events becomes one fetch."""
+        if self._diff_timer is not None:
+            self._diff_timer.cancel()
+        delay = 0 if self._diff_key is None or self._diff_key[0] != task.id else DIFF_DEBOUNCE_S
+        self._diff_timer = asyncio.get_running_loop().call_later(delay, self._fetch_diff, task.id)
+
+    def _fetch_diff(self, task_id: str) -> None:
+        self._diff_timer = None
+        self.run_worker(self._load_diff(task_id), group="diff", exclusive=True, exit_on_error=False)
+
+    async def _load_diff(self, task_id: str) -> None:
+        task = self.state.tasks.get(task_id)
+        if task is None:
+            return
+        rev = task.diff_rev
+        result = await self.source.submit(p.Op(p.OP_GET_DIFF, task_id))
+        if task_id != self.selected_id:
+            return
+        if not result.ok:
+            self.notify(result.message, title="Diff", severity="error")
+            return
+        self._diff_key = (task_id, rev)
+        self.main_widget(DiffView).set_patch(str(result.data.get("patch") or ""))
+
+    def _update_status(self) -> None:
+        task = self.selected_task()
+        counts = self.state.counts()
+        info = StatusInfo(
+            model=(task.model if task and task.model else self.next_model or self.config.model),
+            mode=(task.mode if task and task.mode else self.next_mode or self.config.sandbox_mode),
+            context_left=task.context_left_pct if task else None,
+            tokens=task.tokens if task else 0,
+            running=counts["running"],
+            queued=counts["queued"],
+        )
+        self.main_widget(StatusBar).show(info)
+
+    def _update_target(self) -> None:
+        task = self.selected_task()
+        if self.new_task_mode or task is None:
+            extra = f" ×{self.next_attempts}" if self.next_attempts > 1 else ""
+            label = f"New task{extra} · {self.next_mode or self.config.sandbox_mode}"
+        elif task.active or task.status == "queued":
+            label = f"Steer · {task.title}"
+        else:
+            label = f"Follow up · {task.title}"
+        self.main_widget(Composer).set_target(label)
+
+    def _select(self, task_id: str) -> None:
+        if task_id == self.selected_id:
+            return
+        self.selected_id = task_id
+        self.new_task_mode = False
+        self._pane_rev = None
+        self.main_widget(TaskList).select_task(task_id)
+        self._update_target()
+        self._update_status()
+
+    # --- approvals -----------------------------------------------------------------------------
+
+    def _show_next_approval(self) -> None:
+        """One dialog at a time; it closes by itself when the request is resolved elsewhere."""
+        open_ = self._approval_open
+        if open_ is not None:
+            task = self.state.tasks.get(open_.task_id)
+            if task is None or open_.request_id not in task.approvals:
+                self._approval_open = None
+                if isinstance(self.screen, ApprovalScreen) and self.screen.approval is open_:
+                    self.screen.dismiss(None)  # type: ignore[arg-type]
+            return
+        pending = [
+            a for a in self.state.pending_approvals() if (a.task_id, a.request_id) not in self._answered
+        ]
+        if not pending:
+            return
+        approval = pending[0]
+        task = self.state.tasks[approval.task_id]
+        self._approval_open = approval
+
+        def decided(decision: str | None) -> None:
+            self._approval_open = None
+            if decision:
+                self._answered.add((approval.task_id, approval.request_id))
+                data = {"request_id": approval.request_id, "decision": decision}
+                self._send_soon(p.Op(p.OP_APPROVE, approval.task_id, data))
+            self.call_later(self._show_next_approval)
+
+        self.push_screen(ApprovalScreen(approval, task.title), decided)
+
+    # --- operations out ------------------------------------------------------------------------
+
+    async def _send(self, op: p.Op, *, select: bool = True) -> p.OpResult:
+        """Send one operation; failures become a toast."""
+        await self.source_ready.wait()
+        try:
+            result = await self.source.submit(op)
+        except Exception as exc:  # the manager answers with values; guard the UI anyway
+            result = p.OpResult(False, f"{op.type} failed: {exc}")
+        if not result.ok:
+            self.notify(result.message or f"{op.type} failed", severity="error")
+        elif op.type in REPORTED_OPS and result.message:
+            self.notify(result.message, title=REPORTED_OPS[op.type])
+        elif op.type == p.OP_SET_MODE and op.task_id in self.state.tasks:
+            self.state.tasks[op.task_id].mode = str(op.data.get("mode", ""))
+            self._update_status()
+        elif op.type in (p.OP_SUBMIT, p.OP_RETRY) and select:
+            ids = result.data.get("task_ids") or []
+            if ids:
+                self.call_later(self._select_when_known, str(ids[0]))
+        return result
+
+    def _select_when_known(self, task_id: str) -> None:
+        if task_id in self.state.tasks:
+            self._select(task_id)
+        else:
+            self.set_timer(1 / FLUSH_HZ, lambda: self._select_when_known(task_id))
+
+    def _send_soon(self, op: p.Op) -> None:
+        self.run_worker(self._send(op), group="ops", exit_on_error=False)
+
+    def _task_op(self, op_type: str, data: dict[str, Any] | None = None) -> bool:
+        task = self.selected_task()
+        if task is None:
+            self.notify("No task selected", severity="warning")
+            return False
+        self._send_soon(p.Op(op_type, task.id, data or {}))
+        return True
+
+    def submit_prompt(self, text: str, images: list[Path], *, new_task: bool = False) -> None:
+        """A new task, a steer of the running task, or a follow-up of the finished one."""
+        task = self.selected_task()
+        paths = [str(i) for i in images]
+        if new_task or self.new_task_mode or task is None:
+            data: dict[str, Any] = {"prompt": text, "images": paths, "attempts": self.next_attempts}
+            if self.next_mode:
+                data["mode"] = self.next_mode
+            if self.next_model:
+                data["model"] = self.next_model
+            self.new_task_mode = False
+            self.next_attempts = 1
+            self._send_soon(p.Op(p.OP_SUBMIT, "", data))
+        else:
+            self._send_soon(p.Op(p.OP_USER_MESSAGE, task.id, {"text": text, "images": paths}))
+        self._update_target()
+
+    @on(Composer.Submitted)
+    def _composer_submitted(self, event: Composer.Submitted) -> None:
+        command = parse_slash(event.text)
+        if command is None:
+            self.submit_prompt(event.text, event.images)
+        elif isinstance(command, SlashError):
+            self.notify(command.message, severity="error")
+        else:
+            self.run_slash(command, event.images)
+
+    @on(Composer.Notice)
+    def _composer_notice(self, event: Composer.Notice) -> None:
+        self.notify(event.message, severity=event.severity)  # type: ignore[arg-type]
+
+    @on(TaskList.Selected)
+    def _task_selected(self, event: TaskList.Selected) -> None:
+        if not self.screen_stack or not self.screen_stack[0].is_attached:
+            return
+        self._select(event.task_id)
+        self.call_later(self._render_selected)
+
+    @on(TabbedContent.TabActivated)
+    def _pane_changed(self, event: TabbedContent.TabActivated) -> None:
+        self._pane_rev = None
+        self.call_later(self._render_selected)
+
+    def run_slash(self, command: SlashCommand, images: list[Path]) -> None:
+        """Carry out a parsed slash command."""
+        name, arg = command.name, command.arg
+        simple: dict[str, Callable[[], Any]] = {
+            "diff": lambda: self.action_show_pane("diff"),
+            "apply": self.action_apply,
+            "branch": self.action_branch,
+            "undo": self.action_undo,
+            "compact": self.action_compact,
+            "status": self.action_status,
+            "help": self.action_help,
+            "quit": self.action_quit,
+        }
+        if name in simple:
+            simple[name]()
+        elif name == "new":
+            if arg or images:
+                self.main_widget(Composer).clear_attachments()
+                self.submit_prompt(arg, images, new_task=True)
+            else:
+                self.action_new_task()
+        elif name == "attempts":
+            self.next_attempts = int(arg)
+            self.new_task_mode = True
+            self.notify(f"The next new task runs {arg} attempt(s)")
+        elif name == "image":
+            error = self.main_widget(Composer).attach(Path(arg).expanduser())
+            if error:
+                self.notify(error, severity="error")
+        elif name == "mode":
+            self.next_mode = arg
+            task = self.selected_task()
+            if task is not None and not self.new_task_mode:
+                self._send_soon(p.Op(p.OP_SET_MODE, task.id, {"mode": arg}))
+            self.notify(f"Mode: {arg}")
+        elif name == "model":
+            self.next_model = arg
+            self.notify(f"New tasks use model {arg}")
+        elif name == "theme":
+            self.set_theme(arg)
+        self._update_target()
+        self._update_status()
+
+    # --- actions -------------------------------------------------------------------------------
+
+    MAIN_SCREEN_ACTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "new_task",
+            "interrupt",
+            "show_pane",
+            "toggle_maximize",
+            "compare",
+            "apply",
+            "retry",
+            "cancel",
+            "archive",
+            "select_task",
+            "focus_tasks",
+            "focus_composer",
+        }
+    )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Task actions only on the main screen (not under a dialog or the compare view)."""
+        return not (action in self.MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0])
+
+    def action_new_task(self) -> None:
+        """The next message starts a new task."""
+        self.new_task_mode = True
+        self._update_target()
+        self.main_widget(Composer).area.focus()
+
+    def action_interrupt(self) -> None:
+        """Esc: leave a maximised pane, else stop the selected task's turn."""
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+            return
+        if self.new_task_mode:
+            self.new_task_mode = False
+            self._update_target()
+            return
+        task = self.selected_task()
+        if task is not None and (task.active or task.status == "queued"):
+            self._send_soon(p.Op(p.OP_INTERRUPT, task.id))
+            self.notify(f"Interrupting {task.title}")
+
+    def action_show_pane(self, pane: str) -> None:
+        """Show one of the four panes of the selected task."""
+        if pane in PANES:
+            self.main_widget(TabbedContent).active = pane
+
+    def action_toggle_maximize(self) -> None:
+        """Maximise the current pane (or restore it)."""
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+            return
+        self.screen.maximize(self.main_widget(TabbedContent), container=False)
+
+    def action_select_task(self, step: int) -> None:
+        """Move to the next/previous task."""
+        self.main_widget(TaskList).move(step)
+
+    def action_focus_tasks(self) -> None:
+        """Focus the task list."""
+        self.main_widget(TaskList).focus()
+
+    def action_focus_composer(self) -> None:
+        """Focus the composer."""
+        self.main_widget(Composer).area.focus()
+
+    def action_help(self) -> None:
+        """Show every binding and slash command."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.effective_keymap()))
+
+    def action_apply(self) -> None:
+        """Apply the selected task's diff to the working tree."""
+        self._task_op(p.OP_APPLY, {"branch": False, "dry_run": False})
+
+    def action_branch(self) -> None:
+        """Commit the selected task's diff to its own branch."""
+        self._task_op(p.OP_APPLY, {"branch": True, "dry_run": False})
+
+    def action_undo(self) -> None:
+        """Undo the selected task's last turn."""
+        self._task_op(p.OP_UNDO)
+
+    def action_compact(self) -> None:
+        """Compact the selected task's history."""
+        self._task_op(p.OP_COMPACT)
+
+    def action_cancel(self) -> None:
+        """Cancel the selected task."""
+        self._task_op(p.OP_CANCEL)
+
+    def action_retry(self) -> None:
+        """Run the selected task again."""
+        self._task_op(p.OP_RETRY)
+
+    def action_archive(self) -> None:
+        """Archive the selected task (hidden from the list)."""
+        task = self.selected_task()
+        if task is None:
+            return
+        self.run_worker(self._archive(task.id), group="ops", exit_on_error=False)
+
+    async def _archive(self, task_id: str) -> None:
+        result = await self._send(p.Op(p.OP_ARCHIVE, task_id))
+        if result.ok:
+            self.state.hidden.add(task_id)
+            if self.selected_id == task_id:
+                self.selected_id = None
+                await self.main_widget(ChatView).clear()
+            self._sync_task_list()
+            visible = self.state.visible_tasks()
+            if visible:
+                self._select(visible[-1].id)
+            await self._render_selected()
+
+    def action_status(self) -> None:
+        """Show model, mode, context and usage of the selected task."""
+        task = self.selected_task()
+        if task is None:
+            self.notify(f"model {self.next_model or self.config.model} · no task selected", title="Status")
+            return
+        context = "unknown" if task.context_left_pct is None else f"{task.context_left_pct}% left"
+        lines = [
+            f"{task.title} ({task.id})",
+            f"status {task.status} · attempt {task.attempt}/{task.attempts}",
+            f"model {task.model} · mode {task.mode}",
+            f"context {context} · {format_tokens(task.tokens)} tokens",
+            f"diff +{task.added} −{task.removed} in {len(task.files)} file(s)",
+        ]
+        self.notify("\n".join(lines), title="Status", timeout=10)
+
+    def action_compare(self) -> None:
+        """Compare the attempts of the selected task (or the latest tasks) side by side."""
+        tasks = self.compare_candidates()
+        if len(tasks) < 2:
+            self.notify("Nothing to compare: run a task with /attempts 2 or more", severity="warning")
+            return
+        self.run_worker(self._open_compare(tasks), group="compare", exclusive=True, exit_on_error=False)
+
+    def compare_candidates(self) -> list[TaskModel]:
+        """The selected task's attempts, or else the four most recent tasks."""
+        if self.selected_id is None:
+            return []
+        group = self.state.group(self.selected_id)
+        if len(group) >= 2:
+            return group[:4]
+        return self.state.visible_tasks()[-4:]
+
+    async def _open_compare(self, tasks: list[TaskModel]) -> None:
+        results = await asyncio.gather(*(self.source.submit(p.Op(p.OP_GET_DIFF, t.id)) for t in tasks))
+        patches = {
+            t.id: str(r.data.get("patch") or "") if r.ok else "" for t, r in zip(tasks, results, strict=True)
+        }
+        pane = self.active_pane() if self.active_pane() in ("diff", "log") else "diff"
+        screen = CompareScreen(tasks, patches, pane=pane)
+        self._compare_diff_revs = {t.id: t.diff_rev for t in tasks}
+        await self.push_screen(screen, self._compare_done)
+
+    def _compare_done(self, task_id: str | None) -> None:
+        if task_id:
+            self._select(task_id)
+            self._send_soon(p.Op(p.OP_APPLY, task_id, {"branch": False, "dry_run": False}))
+
+    def _refresh_compare_diff(self, task: TaskModel) -> None:
+        revs = getattr(self, "_compare_diff_revs", {})
+        if revs.get(task.id) == task.diff_rev:
+            return
+        revs[task.id] = task.diff_rev
+
+        async def load() -> None:
+            result = await self.source.submit(p.Op(p.OP_GET_DIFF, task.id))
+            if result.ok and isinstance(self.screen, CompareScreen):
+                self.screen.set_patch(task.id, str(result.data.get("patch") or ""))
+
+        self.run_worker(load(), exit_on_error=False)
+
+    def set_theme(self, name: str) -> bool:
+        """Switch theme now (remembered by _remember_theme)."""
+        if name not in self.available_themes:
+            self.notify(f"Unknown theme '{name}'", severity="error")
+            return False
+        self.theme = name
+        return True
+
+    def _remember_theme(self, theme: Theme) -> None:
+        """Every switch (slash command, palette, Textual's own theme picker) lands in state.json."""
+        error = remember(self.state_home, theme=theme.name)
+        if error:
+            self.notify(error, severity="warning")
+
+    def effective_keymap(self) -> dict[str, str]:
+        """Binding id → key after the user's [keymap]."""
+        return dict(self.config.keymap)
+
+    def help_text(self) -> str:
+        """The help page as Markdown (also used by tests)."""
+        return help_markdown(self.effective_keymap())
+
+    def palette_entries(self) -> list[PaletteEntry]:
+        """Every action for the command palette."""
+        entries: list[PaletteEntry] = [
+            ("New task", "start a new task with the composer", self.action_new_task),
+            ("Interrupt task", "stop the selected task's turn", self.action_interrupt),
+            ("Cancel task", "cancel the selected task", self.action_cancel),
+            ("Retry task", "run the selected task again", self.action_retry),
+            ("Archive task", "hide the selected task", self.action_archive),
+            ("Apply diff", "apply the selected task's diff to your working tree", self.action_apply),
+            ("Apply to branch", "commit the diff to the task's branch", self.action_branch),
+            ("Undo last turn", "restore files and conversation", self.action_undo),
+            ("Compact context", "summarise the history", self.action_compact),
+            ("Compare attempts", "side-by-side view", self.action_compare),
+            ("Maximise pane", "toggle the current pane full screen", self.action_toggle_maximize),
+            ("Status", "model, mode, context, tokens", self.action_status),
+            ("Help", "keys and slash commands", self.action_help),
+        ]
+        for pane, label in zip(PANES, ("Chat", "To-do", "Diff", "Log"), strict=True):
+            entries.append((f"Show {label} pane", f"pane {pane}", partial(self.action_show_pane, pane)))
+        for task in self.state.visible_tasks():
+            entries.append(
+                (
+                    f"Switch to task: {task.title}",
+                    f"{task.status} · {task.id}",
+                    partial(self.goto_task, task.id),
+                )
+            )
+        for name in sorted(self.available_themes):
+            entries.append((f"Theme: {name}", "switch theme (remembered)", partial(self.set_theme, name)))
+        return entries
+
+    def goto_task(self, task_id: str) -> None:
+        """Select a task and show it (palette, scripts)."""
+        self._select(task_id)
+        self.call_later(self._render_selected)
+
+
+def run_app(
+    config: Config,
+    repo: Path,
+    *,
+    demo: bool = False,
+    initial_prompt: str | None = None,
+    sandbox_backend: str | None = None,
+) -> int:
+    """Run the TUI until the user quits; returns the exit code."""
+    from codex_tui.tasks.manager import TaskManager
+
+    ops: list[p.Op] = []
+    state_home = config.home
+    prepared = None
+    if demo:
+        from codex_tui.demo import DemoError, prepare_demo
+
+        try:
+            prepared = prepare_demo(config)
+        except DemoError as exc:
+            print(f"codex-tui: {exc}")
+            return 1
+        config, repo = prepared.config, prepared.repo
+        ops += [p.Op(p.OP_SUBMIT, "", dict(data)) for data in prepared.submissions]
+    if initial_prompt:
+        ops.append(p.Op(p.OP_SUBMIT, "", {"prompt": initial_prompt}))
+    try:
+        manager = TaskManager(config, repo=repo, sandbox_backend=sandbox_backend)
+        app = CodexApp(config, manager, repo=repo, initial_ops=ops, state_home=state_home)
+        result = app.run()
+    finally:
+        if prepared is not None:
+            prepared.close()
+    return int(result or 0)

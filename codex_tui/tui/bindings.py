@@ -1,0 +1,83 @@
+"""Every key binding of the app, each with an `id` the user can remap under [keymap] in config.toml."""
+
+from __future__ import annotations
+
+from textual.binding import Binding, BindingType
+
+APP_BINDINGS: list[BindingType] = [
+    Binding("ctrl+n", "new_task", "New task", id="task.new", tooltip="Start a new task with the composer"),
+    Binding("escape", "interrupt", "Interrupt", id="task.interrupt", tooltip="Stop the selected task's turn"),
+    Binding("f2", "show_pane('chat')", "Chat", id="pane.chat", show=False, priority=True),
+    Binding("f3", "show_pane('todo')", "To-do", id="pane.todo", show=False, priority=True),
+    Binding("f4", "show_pane('diff')", "Diff", id="pane.diff", priority=True, tooltip="Show the diff"),
+    Binding("f5", "show_pane('log')", "Log", id="pane.log", show=False, priority=True),
+    Binding(
+        "f6", "toggle_maximize", "Maximise", id="view.maximize", priority=True, tooltip="Maximise the pane"
+    ),
+    Binding("f7", "compare", "Compare", id="view.compare", priority=True, tooltip="Attempts side by side"),
+    Binding("ctrl+g", "apply", "Apply", id="task.apply", tooltip="Apply the selected task's diff"),
+    Binding("ctrl+r", "retry", "Retry", id="task.retry", show=False),
+    Binding("ctrl+up", "select_task(-1)", "Prev task", id="task.prev", show=False),
+    Binding("ctrl+down", "select_task(1)", "Next task", id="task.next", show=False),
+    Binding("ctrl+t", "focus_tasks", "Tasks", id="focus.tasks", show=False),
+    Binding("ctrl+l", "focus_composer", "Composer", id="focus.composer", show=False),
+    Binding("f1", "help", "Help", id="app.help", priority=True, tooltip="Show every key binding"),
+    Binding("question_mark", "help", "Help", id="app.help_key", show=False),
+    Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False, priority=True),
+]
+"""Main-screen bindings; F-keys are priority so they also work while the composer (a TextArea) has focus."""
+
+TASK_LIST_BINDINGS: list[BindingType] = [
+    Binding("n", "app.new_task", "New", id="tasks.new", show=False),
+    Binding("c", "app.cancel", "Cancel", id="tasks.cancel"),
+    Binding("r", "app.retry", "Retry", id="tasks.retry"),
+    Binding("a", "app.archive", "Archive", id="tasks.archive"),
+]
+"""Single-key actions while the task list has focus."""
+
+COMPOSER_BINDINGS: list[BindingType] = [
+    Binding("enter", "submit", "Send", id="composer.send", priority=True),
+    Binding("shift+enter,ctrl+j", "newline", "Newline", id="composer.newline", show=False, priority=True),
+    Binding("tab", "complete", "Complete", id="composer.complete", show=False, priority=True),
+    Binding("up", "history(-1)", "History back", id="composer.history_back", show=False, priority=True),
+    Binding("down", "history(1)", "History fwd", id="composer.history_forward", show=False, priority=True),
+    Binding("escape", "dismiss_completion", "Close list", id="composer.close_completion", show=False),
+]
+"""Composer keys; priority so they win over TextArea's own Enter/Tab/Up/Down (each checks when it applies)."""
+
+APPROVAL_BINDINGS: list[BindingType] = [
+    Binding("y", "decide('approve')", "Approve once", id="approval.approve"),
+    Binding("a", "decide('approve_task')", "Approve for task", id="approval.approve_task"),
+    Binding("n,escape", "decide('deny')", "Deny", id="approval.deny"),
+]
+"""Keys of the approval dialog."""
+
+COMPARE_BINDINGS: list[BindingType] = [
+    Binding("escape", "close", "Back", id="compare.close"),
+    Binding("c", "pane('chat')", "Chat", id="compare.chat"),
+    Binding("d", "pane('diff')", "Diff", id="compare.diff"),
+    Binding("l", "pane('log')", "Log", id="compare.log"),
+    Binding("left", "move(-1)", "Prev", id="compare.prev", show=False, priority=True),
+    Binding("right", "move(1)", "Next", id="compare.next", show=False, priority=True),
+    Binding("enter,a", "apply", "Apply this attempt", id="compare.apply", priority=True),
+]
+"""Keys of the compare view; priority so the panes inside (diff file list, log) do not take them."""
+
+ALL_BINDINGS: dict[str, list[BindingType]] = {
+    "Main": APP_BINDINGS,
+    "Task list": TASK_LIST_BINDINGS,
+    "Composer": COMPOSER_BINDINGS,
+    "Approval": APPROVAL_BINDINGS,
+    "Compare": COMPARE_BINDINGS,
+}
+
+
+def binding_ids() -> set[str]:
+    """Every id that [keymap] may remap."""
+    return {b.id for group in ALL_BINDINGS.values() for b in group if isinstance(b, Binding) and b.id}
+
+
+def unknown_keymap_ids(keymap: dict[str, str]) -> list[str]:
+    """Ids in the user's keymap that name no binding (reported as a warning, not an error)."""
+    known = binding_ids()
+    return sorted(k for k in keymap if k not in known)

@@ -1,0 +1,570 @@
+"""The App's event-derived model of every task: a pure reducer, no Textual, unit-testable.
+
+Every pane renders from a :class:`TaskModel`; the model is rebuilt from events alone, so switching
+tasks, reopening the app or replaying a rollout shows the same thing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from codex_tui import protocol as p
+
+BlockKind = Literal["user", "agent", "reasoning", "tool", "note", "error"]
+LogOp = tuple[Any, ...]
+"""("begin", item_id, command) | ("out", item_id, stream, text) | ("end", item_id, exit, ms, note)"""
+
+MAX_BLOCKS = 400
+"""Chat blocks kept per task; older ones are dropped from the model (and the screen)."""
+MAX_LOG_CHARS = 1_000_000
+"""Sandbox output kept per task for re-rendering the log pane when a task is selected again."""
+
+STATUS_ICONS: dict[str, str] = {
+    "queued": "◌",
+    "starting": "◔",
+    "running": "●",
+    "waiting_approval": "?",
+    "ready": "✔",
+    "applied": "⇪",
+    "failed": "✘",
+    "cancelled": "⊘",
+}
+ACTIVE_STATUSES = frozenset({"starting", "running", "waiting_approval"})
+
+
+@dataclass(slots=True)
+class ChatBlock:
+    """One entry of the chat pane: a message, a reasoning summary, a tool line, a note."""
+
+    id: str
+    kind: BlockKind
+    text: str = ""
+    images: list[str] = field(default_factory=list)
+    level: str = ""
+    rev: int = 0
+    """Bumped when the text changes other than by appending (the widget is re-rendered)."""
+    done: bool = False
+
+
+@dataclass(slots=True)
+class TodoItem:
+    """One step of the agent's plan."""
+
+    text: str
+    status: str = "pending"
+
+
+@dataclass(slots=True)
+class CommandInfo:
+    """What the log pane knows about one command, kept after its output has been dropped."""
+
+    item_id: str
+    command: str
+    exit_code: int | None = None
+    duration_ms: int | None = None
+    note: str = ""
+    done: bool = False
+
+
+@dataclass(slots=True)
+class Approval:
+    """A pending request for the user's decision."""
+
+    task_id: str
+    request_id: str
+    kind: str
+    command: str
+    patch: str
+    reason: str
+
+
+@dataclass(slots=True)
+class TaskModel:
+    """Everything the panes show about one task, derived from its events."""
+
+    id: str
+    title: str = ""
+    prompt: str = ""
+    status: str = "queued"
+    message: str = ""
+    attempt: int = 1
+    attempts: int = 1
+    group_id: str = ""
+    mode: str = ""
+    model: str = ""
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+    last_seq: int = -1
+    added: int = 0
+    removed: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)
+    diff_rev: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    used_tokens: int = 0
+    window_tokens: int = 0
+    turn: int = 0
+    blocks: list[ChatBlock] = field(default_factory=list)
+    blocks_dropped: int = 0
+    todos: list[TodoItem] = field(default_factory=list)
+    todo_explanation: str = ""
+    commands: dict[str, CommandInfo] = field(default_factory=dict)
+    log: deque[LogOp] = field(default_factory=deque)
+    log_base: int = 0
+    """Absolute index of log[0]: ops before it were dropped to bound memory."""
+    log_chars: int = 0
+    approvals: dict[str, Approval] = field(default_factory=dict)
+    rev: int = 0
+    """Bumped on every change: the task list and status bar re-render a row when it moves."""
+
+    @property
+    def tokens(self) -> int:
+        """Input plus output tokens used so far."""
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def context_left_pct(self) -> int | None:
+        """Percentage of the context window still free, when known."""
+        if self.window_tokens <= 0:
+            return None
+        return max(0, min(100, round(100 * (1 - self.used_tokens / self.window_tokens))))
+
+    @property
+    def active(self) -> bool:
+        """The task is running (a message now steers it)."""
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def log_end(self) -> int:
+        """Absolute index one past the last log op."""
+        return self.log_base + len(self.log)
+
+    def elapsed(self, now: float) -> float:
+        """Seconds between start and finish (or now while it runs)."""
+        start = self.started or self.created
+        if not start:
+            return 0.0
+        end = self.finished if self.finished is not None else now
+        return max(0.0, end - start)
+
+    def progress(self) -> tuple[int, int]:
+        """Completed and total steps of the plan."""
+        return sum(1 for t in self.todos if t.status == "completed"), len(self.todos)
+
+    def log_ops_since(self, index: int) -> list[LogOp]:
+        """Log ops from absolute `index` on, with a synthetic `begin` for sections cut by pruning."""
+        start = max(index, self.log_base)
+        ops = [self.log[i - self.log_base] for i in range(start, self.log_end)]
+        if start > index or index == 0:
+            begun = {op[1] for op in ops if op[0] == "begin"}
+            heads: list[LogOp] = []
+            for op in ops:
+                item_id = op[1]
+                if op[0] != "begin" and item_id not in begun and item_id in self.commands:
+                    heads.append(("begin", item_id, self.commands[item_id].command))
+                    begun.add(item_id)
+            ops = heads + ops
+        return ops
+
+
+class AppState:
+    """All tasks by id, in creation order, plus pending approvals; fed one event at a time."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, TaskModel] = {}
+        self.hidden: set[str] = set()
+
+    def visible_tasks(self) -> list[TaskModel]:
+        """Tasks shown in the list (archived ones are hidden)."""
+        return [t for t in self.tasks.values() if t.id not in self.hidden]
+
+    def pending_approvals(self) -> list[Approval]:
+        """Open approval requests across tasks, oldest task first."""
+        return [a for t in self.tasks.values() for a in t.approvals.values()]
+
+    def counts(self) -> dict[str, int]:
+        """How many visible tasks are running and queued."""
+        tasks = self.visible_tasks()
+        return {
+            "running": sum(1 for t in tasks if t.active),
+            "queued": sum(1 for t in tasks if t.status == "queued"),
+        }
+
+    def group(self, task_id: str) -> list[TaskModel]:
+        """The attempts sharing this task's group, in attempt order (just the task when alone)."""
+        task = self.tasks.get(task_id)
+        if task is None:
+            return []
+        if not task.group_id:
+            return [task]
+        same = [t for t in self.visible_tasks() if t.group_id == task.group_id]
+        return sorted(same, key=lambda t: t.attempt)
+
+    def apply(self, event: p.Event) -> TaskModel | None:
+        """Fold one event into the model; returns the task it changed (None if ignored)."""
+        task = self.tasks.get(event.task_id)
+        if task is None:
+            if not event.task_id:
+                return None
+            task = TaskModel(id=event.task_id, created=event.ts)
+            self.tasks[event.task_id] = task
+        elif event.seq <= task.last_seq and event.seq >= 0:
+            return None
+        task.last_seq = max(task.last_seq, event.seq)
+        handler = _HANDLERS.get(event.type)
+        if handler is not None:
+            handler(task, event)
+        task.rev += 1
+        return task
+
+
+# --- handlers ------------------------------------------------------------------------------------
+
+
+def _created(task: TaskModel, event: p.Event) -> None:
+    d = event.data
+    task.title = str(d.get("title") or d.get("prompt") or task.id).splitlines()[0][:120]
+    task.prompt = str(d.get("prompt") or "")
+    task.attempt = _int(d.get("attempt"), 1)
+    task.attempts = _int(d.get("attempts"), 1)
+    task.group_id = str(d.get("group_id") or "")
+    task.mode = str(d.get("mode") or "")
+    task.model = str(d.get("model") or "")
+    task.created = event.ts
+    if task.prompt:
+        _add_block(task, ChatBlock("prompt", "user", task.prompt, _names(d.get("images")), done=True))
+
+
+def _status(task: TaskModel, event: p.Event) -> None:
+    status = str(event.data.get("status") or task.status)
+    task.status = status
+    task.message = str(event.data.get("message") or "")
+    if status in ("starting", "running") and task.started is None:
+        task.started = event.ts
+    if status in p.TERMINAL_STATUSES:
+        if task.finished is None or status != "applied":
+            task.finished = event.ts
+        for block in task.blocks:
+            block.done = True
+        if status in ("failed", "cancelled") and task.message:
+            _note(task, f"status-{event.seq}", "error" if status == "failed" else "warning", task.message)
+    else:
+        task.finished = None
+    if status != "waiting_approval" and status in p.TERMINAL_STATUSES:
+        task.approvals.clear()
+
+
+def _user_message(task: TaskModel, event: p.Event) -> None:
+    d = event.data
+    text = str(d.get("text") or "")
+    kind = str(d.get("kind") or "prompt")
+    if kind == "prompt" and task.blocks and task.blocks[0].id == "prompt" and task.blocks[0].text == text:
+        return
+    _add_block(
+        task, ChatBlock(f"user-{event.seq}", "user", text, _names(d.get("images")), level=kind, done=True)
+    )
+
+
+def _item(task: TaskModel, event: p.Event) -> None:
+    item = event.data.get("item")
+    if not isinstance(item, dict):
+        return
+    kind = item.get("type")
+    item_id = str(item.get("id") or f"item-{event.seq}")
+    completed = event.type == p.ITEM_COMPLETED
+    if kind in (p.ITEM_AGENT_MESSAGE, p.ITEM_REASONING):
+        block_kind: BlockKind = "agent" if kind == p.ITEM_AGENT_MESSAGE else "reasoning"
+        block = _block(task, item_id, block_kind)
+        text = item.get("text")
+        if isinstance(text, str) and text and text != block.text:
+            if not text.startswith(block.text):
+                block.rev += 1
+            block.text = text
+        block.done = block.done or completed
+    elif kind == p.ITEM_COMMAND:
+        _command_item(task, item_id, item, completed)
+    elif kind == p.ITEM_FILE_CHANGE:
+        block = _block(task, item_id, "tool")
+        block.text = file_change_line(item)
+        block.level = "error" if item.get("status") == "failed" else ""
+        block.rev += 1
+        block.done = completed
+    elif kind == p.ITEM_TODO_LIST:
+        raw = item.get("items") or []
+        task.todos = [TodoItem(str(t.get("text", "")), _todo_status(t)) for t in raw if isinstance(t, dict)]
+        task.todo_explanation = str(item.get("explanation") or "")
+    elif kind == p.ITEM_ERROR:
+        _note(task, item_id, "error", str(item.get("message") or "error"))
+    elif kind == p.ITEM_IMAGE:
+        _note(task, item_id, "info", f"Viewed image {item.get('path', '')}")
+
+
+def _command_item(task: TaskModel, item_id: str, item: dict[str, Any], completed: bool) -> None:
+    command = str(item.get("command") or "")
+    info = task.commands.get(item_id)
+    if info is None:
+        info = CommandInfo(item_id, command)
+        task.commands[item_id] = info
+        _log(task, ("begin", item_id, command))
+    if command and not info.command:
+        info.command = command
+    status = str(item.get("status") or "")
+    if (completed or status in ("completed", "failed", "declined")) and not info.done:
+        info.exit_code = item.get("exit_code") if isinstance(item.get("exit_code"), int) else None
+        info.duration_ms = _int(item.get("duration_ms"), 0) if "duration_ms" in item else None
+        info.note = _command_note(item)
+        info.done = True
+        _log(task, ("end", item_id, info.exit_code, info.duration_ms, info.note))
+    block = _block(task, item_id, "tool")
+    block.text = command_line(info.command, info, status)
+    block.level = "error" if status in ("failed", "declined") or (info.exit_code or 0) != 0 else ""
+    block.rev += 1
+    block.done = info.done
+
+
+def _message_delta(task: TaskModel, event: p.Event) -> None:
+    d = event.data
+    kind: BlockKind = "reasoning" if d.get("kind") == "reasoning" else "agent"
+    block = _block(task, str(d.get("item_id") or f"msg-{event.seq}"), kind)
+    block.text += str(d.get("delta") or "")
+
+
+def _output_delta(task: TaskModel, event: p.Event) -> None:
+    d = event.data
+    item_id = str(d.get("item_id") or "")
+    if item_id not in task.commands:
+        task.commands[item_id] = CommandInfo(item_id, "")
+        _log(task, ("begin", item_id, ""))
+    stream = "stderr" if d.get("stream") == "stderr" else "stdout"
+    _log(task, ("out", item_id, stream, str(d.get("text") or "")))
+
+
+def _approval_requested(task: TaskModel, event: p.Event) -> None:
+    d = event.data
+    request_id = str(d.get("request_id") or f"req-{event.seq}")
+    command = d.get("command")
+    if isinstance(command, list):
+        command = " ".join(str(c) for c in command)
+    task.approvals[request_id] = Approval(
+        task.id,
+        request_id,
+        str(d.get("kind") or "command"),
+        str(command or ""),
+        str(d.get("patch") or ""),
+        str(d.get("reason") or ""),
+    )
+
+
+def _approval_resolved(task: TaskModel, event: p.Event) -> None:
+    request_id = str(event.data.get("request_id") or "")
+    approval = task.approvals.pop(request_id, None)
+    decision = str(event.data.get("decision") or "")
+    if approval is not None:
+        what = approval.command or approval.kind
+        verb = {"approve": "Approved", "approve_task": "Approved for this task", "deny": "Denied"}
+        _note(task, f"approval-{request_id}", "info", f"{verb.get(decision, decision)}: {what}")
+
+
+def _diff_updated(task: TaskModel, event: p.Event) -> None:
+    d = event.data
+    task.added = _int(d.get("added"), 0)
+    task.removed = _int(d.get("removed"), 0)
+    files = d.get("files")
+    task.files = [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+    task.diff_rev += 1
+
+
+def _context_updated(task: TaskModel, event: p.Event) -> None:
+    d = event.data
+    task.used_tokens = _int(d.get("used_tokens"), task.used_tokens)
+    task.window_tokens = _int(d.get("window_tokens"), task.window_tokens)
+    total = d.get("total")
+    if isinstance(total, dict):
+        task.input_tokens = _int(total.get("input_tokens"), task.input_tokens)
+        task.output_tokens = _int(total.get("output_tokens"), task.output_tokens)
+
+
+def _turn_started(task: TaskModel, event: p.Event) -> None:
+    task.turn = _int(event.data.get("turn"), task.turn + 1)
+
+
+def _turn_failed(task: TaskModel, event: p.Event) -> None:
+    error = event.data.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    _note(task, f"turn-failed-{event.seq}", "error", f"Turn failed: {message or 'unknown error'}")
+
+
+def _compacted(task: TaskModel, event: p.Event) -> None:
+    d = event.data
+    text = (
+        f"Context compacted: {_int(d.get('before_tokens'), 0):,} → {_int(d.get('after_tokens'), 0):,} tokens"
+    )
+    _note(task, f"compacted-{event.seq}", "info", text)
+
+
+def _sandbox_info(task: TaskModel, event: p.Event) -> None:
+    d = event.data
+    text = f"Sandbox: {d.get('backend', '?')}" + (f" — {d['message']}" if d.get("message") else "")
+    _note(task, f"sandbox-{event.seq}", "info", text)
+
+
+def _note_event(task: TaskModel, event: p.Event) -> None:
+    level = str(event.data.get("level") or "info")
+    _note(task, f"note-{event.seq}", level, str(event.data.get("message") or ""))
+
+
+def _error_event(task: TaskModel, event: p.Event) -> None:
+    _note(task, f"error-{event.seq}", "error", str(event.data.get("message") or "error"))
+
+
+_HANDLERS = {
+    p.TASK_CREATED: _created,
+    p.TASK_STATUS: _status,
+    p.USER_MESSAGE: _user_message,
+    p.ITEM_STARTED: _item,
+    p.ITEM_UPDATED: _item,
+    p.ITEM_COMPLETED: _item,
+    p.MESSAGE_DELTA: _message_delta,
+    p.OUTPUT_DELTA: _output_delta,
+    p.APPROVAL_REQUESTED: _approval_requested,
+    p.APPROVAL_RESOLVED: _approval_resolved,
+    p.DIFF_UPDATED: _diff_updated,
+    p.CONTEXT_UPDATED: _context_updated,
+    p.TURN_STARTED: _turn_started,
+    p.TURN_FAILED: _turn_failed,
+    p.COMPACTED: _compacted,
+    p.SANDBOX_INFO: _sandbox_info,
+    p.NOTE: _note_event,
+    p.ERROR: _error_event,
+}
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def command_line(command: str, info: CommandInfo, status: str = "") -> str:
+    """The compact chat line for a command: `Ran pytest -q · exit 1 · 2.3 s`."""
+    short = " ".join(command.split())
+    if len(short) > 100:
+        short = short[:99] + "…"
+    if status == "declined":
+        return f"Declined {short}"
+    if not info.done:
+        return f"Running {short}"
+    parts = [f"Ran {short}"]
+    if info.exit_code is not None:
+        parts.append(f"exit {info.exit_code}")
+    if info.duration_ms is not None:
+        parts.append(format_duration(info.duration_ms / 1000))
+    if info.note:
+        parts.append(info.note)
+    return " · ".join(parts)
+
+
+def file_change_line(item: dict[str, Any]) -> str:
+    """The compact chat line for a patch: `Edited src/a.py +3 −1`."""
+    verbs = {"add": "Added", "delete": "Deleted", "update": "Edited"}
+    changes = [c for c in item.get("changes") or [] if isinstance(c, dict)]
+    if item.get("status") == "failed":
+        return f"Patch failed: {item.get('error') or 'could not apply'}"
+    if not changes:
+        return "Edited files"
+    first = changes[0]
+    verb = verbs.get(str(first.get("kind")), "Edited")
+    path = str(first.get("path", ""))
+    if first.get("move_path"):
+        path = f"{path} → {first['move_path']}"
+    more = f" and {len(changes) - 1} more" if len(changes) > 1 else ""
+    counts = ""
+    if "added" in item or "removed" in item:
+        counts = f" +{_int(item.get('added'), 0)} −{_int(item.get('removed'), 0)}"
+    return f"{verb} {path}{more}{counts}"
+
+
+def format_duration(seconds: float) -> str:
+    """`0.4 s`, `2.3 s`, `1m 05s`, `2h 03m`."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_tokens(tokens: int) -> str:
+    """`950`, `12.3k`, `1.2M`."""
+    if tokens < 1000:
+        return str(tokens)
+    if tokens < 1_000_000:
+        return f"{tokens / 1000:.1f}k"
+    return f"{tokens / 1_000_000:.1f}M"
+
+
+def _command_note(item: dict[str, Any]) -> str:
+    if item.get("timed_out"):
+        return "timed out"
+    if item.get("status") == "declined":
+        return "declined"
+    return ""
+
+
+def _block(task: TaskModel, block_id: str, kind: BlockKind) -> ChatBlock:
+    for block in reversed(task.blocks[-50:]):
+        if block.id == block_id:
+            return block
+    for block in task.blocks:
+        if block.id == block_id:
+            return block
+    return _add_block(task, ChatBlock(block_id, kind))
+
+
+def _add_block(task: TaskModel, block: ChatBlock) -> ChatBlock:
+    task.blocks.append(block)
+    if len(task.blocks) > MAX_BLOCKS:
+        drop = len(task.blocks) - MAX_BLOCKS
+        del task.blocks[:drop]
+        task.blocks_dropped += drop
+    return block
+
+
+def _note(task: TaskModel, block_id: str, level: str, text: str) -> None:
+    kind: BlockKind = "error" if level == "error" else "note"
+    _add_block(task, ChatBlock(block_id, kind, text, level=level, done=True))
+
+
+def _log(task: TaskModel, op: LogOp) -> None:
+    task.log.append(op)
+    if op[0] == "out":
+        task.log_chars += len(op[3])
+        while task.log_chars > MAX_LOG_CHARS and len(task.log) > 1:
+            old = task.log.popleft()
+            task.log_base += 1
+            if old[0] == "out":
+                task.log_chars -= len(old[3])
+
+
+def _todo_status(item: dict[str, Any]) -> str:
+    status = item.get("status")
+    if status in ("pending", "in_progress", "completed"):
+        return str(status)
+    return "completed" if item.get("completed") else "pending"
+
+
+def _names(images: Any) -> list[str]:
+    if not isinstance(images, list):
+        return []
+    return [str(i).replace("\\", "/").rsplit("/", 1)[-1] for i in images]
+
+
+def _int(value: Any, default: int) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    return default

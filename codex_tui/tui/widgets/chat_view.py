@@ -1,0 +1,143 @@
+"""The chat pane: prompts, streamed Markdown answers, dimmed reasoning, compact tool lines, notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widget import Widget
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from codex_tui.tui.state import ChatBlock
+
+MAX_RENDERED_BLOCKS = 150
+"""Widgets kept on screen; older blocks are removed (the model still has them)."""
+
+TOOL_ICONS = {"": "›", "error": "✘"}
+NOTE_ICONS = {"info": "ℹ", "warning": "⚠", "error": "✘"}
+
+
+@dataclass(slots=True)
+class _Rendered:
+    widget: Widget
+    length: int
+    rev: int
+    stream: MarkdownStream | None = None
+
+
+def user_content(block: ChatBlock) -> Content:
+    """A prompt with its attached image names."""
+    label = {"steer": "steer", "follow_up": "follow-up"}.get(block.level, "you")
+    parts: list[tuple[str, str] | str] = [(f"{label} ", "bold $primary"), block.text]
+    if block.images:
+        parts += ["\n", ("  ".join(f"▣ {name}" for name in block.images), "$secondary")]
+    return Content.assemble(*parts)
+
+
+def line_content(block: ChatBlock) -> Content:
+    """A tool or note line with its icon."""
+    if block.kind == "tool":
+        icon = TOOL_ICONS["error" if block.level == "error" else ""]
+        return Content.assemble((icon + " ", "$foreground-muted"), block.text)
+    icon = NOTE_ICONS.get(block.level, "ℹ") if block.kind == "note" else NOTE_ICONS["error"]
+    return Content.assemble((icon + " ", ""), block.text)
+
+
+class ChatView(VerticalScroll):
+    """Renders a task's chat blocks incrementally; new text is streamed, never re-rendered.
+
+    Callers serialise calls (the App renders under one lock): a call awaits mounts and streams.
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._rendered: dict[str, _Rendered] = {}
+        self._order: list[str] = []
+        self._task_id: str | None = None
+
+    def on_mount(self) -> None:
+        """Stay scrolled to the newest message until the user scrolls up."""
+        self.anchor()
+
+    async def show_blocks(self, task_id: str, blocks: list[ChatBlock]) -> None:
+        """Bring the pane in line with `blocks` of `task_id` (a different task starts afresh)."""
+        if task_id != self._task_id:
+            await self.clear()
+            self._task_id = task_id
+        visible = blocks[-MAX_RENDERED_BLOCKS:]
+        new: list[Widget] = []
+        streaming: list[_Rendered] = []
+        for block in visible:
+            rendered = self._rendered.get(block.id)
+            if rendered is None:
+                rendered = _Rendered(self._make(block), len(block.text), block.rev)
+                self._rendered[block.id] = rendered
+                self._order.append(block.id)
+                new.append(rendered.widget)
+                if block.kind in ("agent", "reasoning") and not block.done:
+                    streaming.append(rendered)
+            else:
+                await self._update(block, rendered)
+        if new:
+            await self.mount_all(new)
+            for rendered in streaming:
+                if isinstance(rendered.widget, Markdown):
+                    rendered.stream = Markdown.get_stream(rendered.widget)
+        await self._prune()
+
+    async def clear(self) -> None:
+        """Remove every block (used when another task is selected)."""
+        for rendered in self._rendered.values():
+            if rendered.stream is not None:
+                await rendered.stream.stop()
+        self._rendered.clear()
+        self._order.clear()
+        self._task_id = None
+        await self.remove_children()
+
+    def _make(self, block: ChatBlock) -> Widget:
+        classes = f"block {block.kind}" + (f" {block.level}" if block.level else "")
+        if block.kind in ("agent", "reasoning"):
+            return Markdown(block.text, classes=classes)
+        if block.kind == "user":
+            return Static(user_content(block), classes=classes)
+        return Static(line_content(block), classes=classes)
+
+    async def _update(self, block: ChatBlock, rendered: _Rendered) -> None:
+        widget = rendered.widget
+        if block.kind in ("agent", "reasoning") and isinstance(widget, Markdown):
+            if block.rev != rendered.rev:
+                await self._stop_stream(rendered)
+                await widget.update(block.text)
+            elif len(block.text) > rendered.length:
+                delta = block.text[rendered.length :]
+                if rendered.stream is not None:
+                    await rendered.stream.write(delta)
+                else:
+                    await widget.append(delta)
+            if block.done:
+                await self._stop_stream(rendered)
+        elif block.rev != rendered.rev and isinstance(widget, Static):
+            widget.update(user_content(block) if block.kind == "user" else line_content(block))
+            widget.set_class(block.level == "error", "error")
+        rendered.length = len(block.text)
+        rendered.rev = block.rev
+
+    async def _stop_stream(self, rendered: _Rendered) -> None:
+        if rendered.stream is not None:
+            stream, rendered.stream = rendered.stream, None
+            await stream.stop()
+
+    async def _prune(self) -> None:
+        excess = len(self._order) - MAX_RENDERED_BLOCKS
+        if excess <= 0:
+            return
+        old_ids, self._order = self._order[:excess], self._order[excess:]
+        widgets = []
+        for block_id in old_ids:
+            rendered = self._rendered.pop(block_id)
+            await self._stop_stream(rendered)
+            widgets.append(rendered.widget)
+        await self.remove_children(widgets)

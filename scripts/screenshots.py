@@ -1,0 +1,245 @@
+"""Drive the real app on the demo (headless) and write SVG + PNG screenshots into screenshots/.
+
+    python scripts/screenshots.py [--out screenshots] [--size 160x45]
+    python scripts/screenshots.py --record-session tests/__snapshots__/sessions/demo.json
+
+Shots: three tasks running, the approval dialog, the diff pane, the sandbox log, the to-do list,
+the compare view of two attempts, and the main view in two more themes. PNGs need rsvg-convert.
+
+--record-session runs the demo through the task manager alone (approvals granted) and saves its
+events and final patches, with ids, times and temporary paths made stable: the snapshot tests
+replay that file so their screens never depend on timing or on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from textual.pilot import Pilot  # noqa: E402
+
+from codex_tui.config import Config  # noqa: E402
+from codex_tui.demo import prepare_demo  # noqa: E402
+from codex_tui.protocol import (  # noqa: E402
+    APPROVAL_REQUESTED,
+    OP_APPROVE,
+    OP_GET_DIFF,
+    OP_SUBMIT,
+    TERMINAL_STATUSES,
+    Event,
+    Op,
+)
+from codex_tui.tasks.manager import TaskManager  # noqa: E402
+from codex_tui.tui.app import CodexApp  # noqa: E402
+from codex_tui.tui.screens.approval import ApprovalScreen  # noqa: E402
+from codex_tui.tui.screens.compare import CompareScreen  # noqa: E402
+
+
+class Shooter:
+    """Saves the current screen as SVG (and PNG when rsvg-convert is installed)."""
+
+    def __init__(self, app: CodexApp, out: Path) -> None:
+        self.app = app
+        self.out = out
+        self.rsvg = shutil.which("rsvg-convert")
+        self.written: list[Path] = []
+
+    def shoot(self, name: str) -> None:
+        """Write `<name>.svg` and `<name>.png`."""
+        svg = self.out / f"{name}.svg"
+        self.app.save_screenshot(svg.name, str(self.out))
+        self.written.append(svg)
+        if self.rsvg:
+            png = svg.with_suffix(".png")
+            subprocess.run([self.rsvg, str(svg), "-o", str(png)], check=True)
+            self.written.append(png)
+
+
+async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Let the app run until `condition()` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def run(out: Path, size: tuple[int, int]) -> list[Path]:
+    """Run the demo and take every screenshot."""
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="codex-tui-shots-"))
+    demo = prepare_demo(Config(home=work / "home"), root=work / "demo")
+    try:
+        manager = TaskManager(demo.config, repo=demo.repo, sandbox_backend="local")
+        ops = [Op(OP_SUBMIT, "", dict(data)) for data in demo.submissions]
+        app = CodexApp(demo.config, manager, repo=demo.repo, initial_ops=ops, state_home=work / "home")
+        shots = Shooter(app, out)
+        async with app.run_test(size=size) as pilot:
+            await take_all(app, pilot, shots)
+        return shots.written
+    finally:
+        demo.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def take_all(app: CodexApp, pilot: Pilot[int], shots: Shooter) -> None:
+    """The scripted walk through the demo."""
+    state = app.state
+    await wait_for(
+        pilot, lambda: sum(t.active for t in state.visible_tasks()) >= 3, 30, "three running tasks"
+    )
+    await wait_for(
+        pilot,
+        lambda: any(t.todos for t in state.visible_tasks()) and state.tasks[app.selected_id or ""].commands,
+        30,
+        "plans and commands",
+    )
+    await pilot.pause(0.3)
+    shots.shoot("main-running")
+
+    await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), 60, "the approval dialog")
+    await pilot.pause(0.3)
+    shots.shoot("approval")
+    await pilot.press("y")
+
+    tasks = state.visible_tasks()
+    await wait_for(
+        pilot, lambda: all(t.status == "ready" for t in state.visible_tasks()), 90, "all tasks ready"
+    )
+    first = tasks[0]
+    app.goto_task(first.id)
+    await pilot.pause(0.3)
+    shots.shoot("chat")
+    await pilot.press("f4")
+    await wait_for(pilot, lambda: app.shown_diff == (first.id, first.diff_rev), 20, "the diff")
+    await pilot.pause(0.5)
+    shots.shoot("diff")
+    await pilot.press("f5")
+    await pilot.pause(0.5)
+    shots.shoot("log")
+    await pilot.press("f3")
+    await pilot.pause(0.3)
+    shots.shoot("todo")
+
+    attempt = next(t for t in tasks if t.attempts > 1)
+    app.goto_task(attempt.id)
+    await pilot.press("f4")
+    await pilot.pause(0.3)
+    await pilot.press("f7")
+    await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), 20, "the compare view")
+    await pilot.pause(1.0)
+    shots.shoot("compare")
+    await pilot.press("escape")
+
+    await pilot.press("f2")
+    for theme in ("codex-light", "ember"):
+        app.theme = theme
+        await pilot.pause(0.5)
+        shots.shoot(f"main-{theme}")
+
+
+async def record_session(path: Path) -> None:
+    """Run the demo headless, approve what it asks, and save a stable replay of its events."""
+    work = Path(tempfile.mkdtemp(prefix="codex-tui-session-"))
+    demo = prepare_demo(Config(home=work / "home"), root=work / "demo")
+    events: list[Event] = []
+    try:
+        manager = TaskManager(demo.config, repo=demo.repo, sandbox_backend="local")
+        await manager.start()
+
+        def collect(event: Event) -> None:
+            events.append(event)
+            if event.type == APPROVAL_REQUESTED:
+                data = {"request_id": event.data["request_id"], "decision": "approve"}
+                asyncio.get_running_loop().create_task(manager.submit(Op(OP_APPROVE, event.task_id, data)))
+
+        manager.subscribe(collect, replay=False)
+        ids: list[str] = []
+        for data in demo.submissions:
+            result = await manager.submit(Op(OP_SUBMIT, "", dict(data)))
+            ids += result.data.get("task_ids", [])
+        for task_id in ids:
+            await manager.wait_for(task_id, TERMINAL_STATUSES, timeout=120)
+        patches = {t: str((await manager.submit(Op(OP_GET_DIFF, t))).data.get("patch", "")) for t in ids}
+        await manager.close()
+        session = stable_session(events, patches, str(demo.root))
+    finally:
+        demo.close()
+        shutil.rmtree(work, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(session, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def stable_session(events: list[Event], patches: dict[str, str], root: str) -> dict[str, Any]:
+    """Events and patches with task/group/request ids numbered, times fixed, temp paths hidden."""
+    names: dict[str, str] = {}
+
+    def rename(value: str, prefix: str) -> str:
+        if value not in names:
+            count = sum(1 for v in names.values() if v.startswith(prefix)) + 1
+            names[value] = f"{prefix}-{count}"
+        return names[value]
+
+    for event in events:
+        rename(event.task_id, "task")
+        if isinstance(event.data.get("group_id"), str):
+            rename(event.data["group_id"], "group")
+        if isinstance(event.data.get("request_id"), str):
+            rename(event.data["request_id"], "req")
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            for old, new in sorted(names.items(), key=lambda kv: -len(kv[0])):
+                value = value.replace(old, new)
+            return value.replace(root, "/tmp/codex-tui-demo")
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    out = [
+        {
+            "type": e.type,
+            "task_id": names[e.task_id],
+            "seq": e.seq,
+            "data": clean(e.data),
+            "ts": 1_750_000_000 + i / 20,
+        }
+        for i, e in enumerate(events)
+    ]
+    return {"events": out, "patches": {names[k]: clean(v) for k, v in patches.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments and write the screenshots."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    parser.add_argument("--size", default="160x45", help="terminal size, COLSxROWS")
+    parser.add_argument("--record-session", type=Path, help="save a stable replay of the demo here")
+    args = parser.parse_args(argv)
+    if args.record_session:
+        asyncio.run(record_session(args.record_session))
+        print(args.record_session)
+        return 0
+    cols, _, rows = args.size.partition("x")
+    written = asyncio.run(run(args.out, (int(cols), int(rows))))
+    for path in written:
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

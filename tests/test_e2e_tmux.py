@@ -1,0 +1,100 @@
+"""End to end: the real `python -m codex_tui --demo` in a tmux pane, read back with capture-pane."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+
+
+class Pane:
+    """One detached tmux session running the app."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def tmux(self, *args: str) -> str:
+        """Run a tmux command against this session."""
+        out = subprocess.run(["tmux", *args], capture_output=True, text=True, check=False, timeout=10)
+        return out.stdout
+
+    def text(self) -> str:
+        """What the pane shows now."""
+        return self.tmux("capture-pane", "-p", "-t", self.name)
+
+    def alive(self) -> bool:
+        """The session (and so the app) is still running."""
+        result = subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True, check=False)
+        return result.returncode == 0
+
+    def keys(self, *keys: str) -> None:
+        """Send keys (tmux names: F4, Enter, y…)."""
+        self.tmux("send-keys", "-t", self.name, *keys)
+
+    def wait(self, condition: Callable[[str], bool], timeout: float, what: str) -> str:
+        """Poll the pane until `condition(text)`; fails with the last screen on timeout."""
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.text()
+            if condition(text):
+                return text
+            time.sleep(0.25)
+        raise AssertionError(f"timed out waiting for {what}; the pane shows:\n{text}")
+
+
+@pytest.fixture
+def pane(tmp_path: Path) -> Iterator[Pane]:
+    """The demo app in a 200x50 tmux pane; the session is killed by name afterwards."""
+    name = f"codex-tui-e2e-{uuid.uuid4().hex[:8]}"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"CODEX_TUI_HOME": str(home), "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    exports = " ".join(f"{k}={v}" for k, v in env.items())
+    command = f"cd {ROOT} && env {exports} {sys.executable} -m codex_tui --demo --sandbox-backend local"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", name, "-x", "200", "-y", "50", command],
+        check=True,
+        timeout=10,
+        env={**os.environ, "TMUX": ""},
+    )
+    try:
+        yield Pane(name)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False, timeout=10)
+
+
+def test_demo_runs_to_the_end_and_the_diff_pane_shows_the_fix(pane: Pane) -> None:
+    pane.wait(lambda t: "Fix the failing tests" in t and "running" in t, 30, "the demo tasks to start")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        text = pane.text()
+        if "Approval needed" in text:
+            pane.keys("y")
+        elif "0 running · 0 queued" in text and text.count("ready") >= 4:
+            break
+        time.sleep(0.25)
+    else:
+        raise AssertionError(f"the demo did not finish:\n{pane.text()}")
+    pane.keys("F4")
+    text = pane.wait(lambda t: "ordered = sorted(values)" in t, 20, "the diff of the fix")
+    assert "textkit/stats.py" in text
+    assert "ordered = list(values)" in text
+    pane.keys("C-q")
+    deadline = time.monotonic() + 20
+    while pane.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not pane.alive(), "Ctrl+Q did not end the app"

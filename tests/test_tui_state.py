@@ -1,0 +1,206 @@
+"""The TUI's event-derived task model: what each pane would show after a stream of events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codex_tui import protocol as p
+from codex_tui.tui.state import MAX_BLOCKS, MAX_LOG_CHARS, AppState, format_duration, format_tokens
+
+
+class Feed:
+    """Stamps seq numbers per task like the manager does."""
+
+    def __init__(self) -> None:
+        self.state = AppState()
+        self.seqs: dict[str, int] = {}
+
+    def __call__(self, type_: str, task_id: str = "t1", ts: float = 100.0, **data: Any) -> None:
+        seq = self.seqs.get(task_id, 0) + 1
+        self.seqs[task_id] = seq
+        self.state.apply(p.Event(type_, task_id, seq, data, ts))
+
+
+def created(feed: Feed, task_id: str = "t1", **extra: Any) -> None:
+    data = {"title": "Fix the median", "prompt": "Fix the median", "images": [], "attempt": 1, "attempts": 1}
+    data.update(extra)
+    feed(p.TASK_CREATED, task_id, **data)
+
+
+def test_streamed_message_deltas_build_one_agent_block() -> None:
+    feed = Feed()
+    created(feed)
+    feed(p.ITEM_STARTED, item={"id": "m1", "type": "agent_message", "text": ""})
+    feed(p.MESSAGE_DELTA, item_id="m1", kind="agent_message", delta="Hello ")
+    feed(p.MESSAGE_DELTA, item_id="m1", kind="agent_message", delta="**world**")
+    task = feed.state.tasks["t1"]
+    agent = [b for b in task.blocks if b.kind == "agent"]
+    assert [b.text for b in agent] == ["Hello **world**"]
+    assert agent[0].rev == 0 and not agent[0].done
+    feed(p.ITEM_COMPLETED, item={"id": "m1", "type": "agent_message", "text": "Hello **world**!"})
+    assert agent[0].text == "Hello **world**!" and agent[0].rev == 0 and agent[0].done
+
+
+def test_completed_text_that_is_not_an_extension_rerenders_the_block() -> None:
+    feed = Feed()
+    created(feed)
+    feed(p.MESSAGE_DELTA, item_id="m1", kind="agent_message", delta="draft")
+    feed(p.ITEM_COMPLETED, item={"id": "m1", "type": "agent_message", "text": "final answer"})
+    block = feed.state.tasks["t1"].blocks[-1]
+    assert block.text == "final answer" and block.rev == 1
+
+
+def test_prompt_shows_once_even_when_echoed_as_user_message() -> None:
+    feed = Feed()
+    created(feed, images=["shot.png"])
+    feed(p.USER_MESSAGE, text="Fix the median", images=["shot.png"], kind="prompt")
+    feed(p.USER_MESSAGE, text="also update the docs", images=[], kind="steer")
+    users = [b for b in feed.state.tasks["t1"].blocks if b.kind == "user"]
+    assert [(b.text, b.images, b.level) for b in users] == [
+        ("Fix the median", ["shot.png"], ""),
+        ("also update the docs", [], "steer"),
+    ]
+
+
+def test_command_becomes_compact_line_and_log_section() -> None:
+    feed = Feed()
+    created(feed)
+    item = {"id": "c1", "type": "command_execution", "command": "pytest -q", "status": "in_progress"}
+    feed(p.ITEM_STARTED, item=item)
+    feed(p.OUTPUT_DELTA, item_id="c1", stream="stdout", text="F.\n")
+    feed(p.OUTPUT_DELTA, item_id="c1", stream="stderr", text="boom\n")
+    task = feed.state.tasks["t1"]
+    assert task.blocks[-1].text == "Running pytest -q"
+    done = dict(item, status="completed", exit_code=1, duration_ms=2300)
+    feed(p.ITEM_COMPLETED, item=done)
+    assert task.blocks[-1].text == "Ran pytest -q · exit 1 · 2.3 s"
+    assert task.blocks[-1].level == "error"
+    assert list(task.log) == [
+        ("begin", "c1", "pytest -q"),
+        ("out", "c1", "stdout", "F.\n"),
+        ("out", "c1", "stderr", "boom\n"),
+        ("end", "c1", 1, 2300, ""),
+    ]
+
+
+def test_file_change_line_counts_lines() -> None:
+    feed = Feed()
+    created(feed)
+    change = {"path": "src/a.py", "kind": "update"}
+    feed(
+        p.ITEM_COMPLETED,
+        item={
+            "id": "f1",
+            "type": "file_change",
+            "changes": [change],
+            "status": "completed",
+            "added": 3,
+            "removed": 1,
+        },
+    )
+    assert feed.state.tasks["t1"].blocks[-1].text == "Edited src/a.py +3 −1"
+
+
+def test_plan_progress_follows_todo_list_updates() -> None:
+    feed = Feed()
+    created(feed)
+    items = [
+        {"text": "read code", "status": "completed"},
+        {"text": "fix bug", "status": "in_progress"},
+        {"text": "run tests", "completed": False},
+    ]
+    feed(p.ITEM_UPDATED, item={"id": "p1", "type": "todo_list", "items": items, "explanation": "plan"})
+    task = feed.state.tasks["t1"]
+    assert [t.status for t in task.todos] == ["completed", "in_progress", "pending"]
+    assert task.progress() == (1, 3)
+    assert task.todo_explanation == "plan"
+
+
+def test_status_times_tokens_and_context() -> None:
+    feed = Feed()
+    created(feed)
+    feed(p.TASK_STATUS, status="running", ts=110.0)
+    feed(
+        p.CONTEXT_UPDATED,
+        used_tokens=27_200,
+        window_tokens=272_000,
+        total={"input_tokens": 12_000, "cached_input_tokens": 0, "output_tokens": 345},
+    )
+    task = feed.state.tasks["t1"]
+    assert task.active and task.elapsed(now=125.0) == 15.0
+    assert task.context_left_pct == 90 and task.tokens == 12_345
+    feed(p.TASK_STATUS, status="ready", ts=130.0)
+    assert not task.active and task.elapsed(now=999.0) == 20.0
+    assert feed.state.counts() == {"running": 0, "queued": 0}
+
+
+def test_approval_is_pending_until_resolved() -> None:
+    feed = Feed()
+    created(feed)
+    feed(p.APPROVAL_REQUESTED, request_id="r1", kind="command", command=["curl", "x"], reason="needs network")
+    pending = feed.state.pending_approvals()
+    assert [(a.request_id, a.command, a.reason) for a in pending] == [("r1", "curl x", "needs network")]
+    feed(p.APPROVAL_RESOLVED, request_id="r1", decision="deny")
+    assert feed.state.pending_approvals() == []
+    assert feed.state.tasks["t1"].blocks[-1].text == "Denied: curl x"
+
+
+def test_replayed_events_are_not_applied_twice() -> None:
+    state = AppState()
+    event = p.Event(p.MESSAGE_DELTA, "t1", 1, {"item_id": "m", "kind": "agent_message", "delta": "x"})
+    state.apply(event)
+    assert state.apply(event) is None
+    assert state.tasks["t1"].blocks[-1].text == "x"
+
+
+def test_attempts_of_one_group_are_compared_in_attempt_order() -> None:
+    feed = Feed()
+    created(feed, "t2", attempt=2, attempts=2, group_id="g1")
+    created(feed, "t1", attempt=1, attempts=2, group_id="g1")
+    created(feed, "t3", group_id="g2")
+    assert [t.id for t in feed.state.group("t2")] == ["t1", "t2"]
+    assert [t.id for t in feed.state.group("t3")] == ["t3"]
+
+
+def test_log_memory_is_bounded_and_a_cut_section_is_reopened() -> None:
+    feed = Feed()
+    created(feed)
+    feed(
+        p.ITEM_STARTED,
+        item={"id": "c1", "type": "command_execution", "command": "yes", "status": "in_progress"},
+    )
+    chunk = "y\n" * 5000
+    for _ in range(MAX_LOG_CHARS // len(chunk) + 20):
+        feed(p.OUTPUT_DELTA, item_id="c1", stream="stdout", text=chunk)
+    task = feed.state.tasks["t1"]
+    assert task.log_chars <= MAX_LOG_CHARS
+    assert task.log_base > 0
+    ops = task.log_ops_since(0)
+    assert ops[0] == ("begin", "c1", "yes")
+    assert all(op[0] == "out" for op in ops[1:])
+
+
+def test_chat_keeps_only_the_newest_blocks() -> None:
+    feed = Feed()
+    created(feed)
+    for i in range(MAX_BLOCKS + 50):
+        feed(p.NOTE, level="info", message=f"note {i}")
+    task = feed.state.tasks["t1"]
+    assert len(task.blocks) == MAX_BLOCKS
+    assert task.blocks[-1].text == f"note {MAX_BLOCKS + 49}"
+
+
+def test_malformed_event_data_does_not_crash() -> None:
+    feed = Feed()
+    feed(p.TASK_CREATED, title=None, prompt=None, attempt="x")
+    feed(p.ITEM_COMPLETED, item="not a dict")
+    feed(p.ITEM_COMPLETED, item={"type": "command_execution", "exit_code": "1"})
+    feed(p.DIFF_UPDATED, files="nope", added="3")
+    feed(p.CONTEXT_UPDATED, used_tokens=None, total=[])
+    task = feed.state.tasks["t1"]
+    assert task.title == "t1" and task.added == 0 and task.files == []
+
+
+def test_formatting_helpers() -> None:
+    assert [format_duration(s) for s in (0.42, 65, 7380)] == ["0.4 s", "1m 05s", "2h 03m"]
+    assert [format_tokens(n) for n in (950, 12_345, 1_200_000)] == ["950", "12.3k", "1.2M"]
