@@ -66,6 +66,8 @@ class Config:
     approval_policy: str = "on-request"
     max_parallel_tasks: int = 4
     include_uncommitted: bool = True
+    allow_non_git: bool = False
+    """Let tasks work on a folder that is not in a git repository (a plain copy, no branch)."""
     shell_timeout_ms: int = 10_000
     stream_idle_timeout_s: float = 300.0
     request_max_retries: int = 4
@@ -121,6 +123,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "approval_policy": str,
     "max_parallel_tasks": int,
     "include_uncommitted": bool,
+    "allow_non_git": bool,
     "shell_timeout_ms": int,
     "stream_idle_timeout_s": (int, float),
     "request_max_retries": int,
@@ -156,10 +159,14 @@ def load_config(
     cfg = Config(home=home, source=source)
     _apply(cfg, {k: v for k, v in raw.items() if k not in ("profiles",)}, source)
     profile = profile or raw.get("profile")
+    if profile is not None and not isinstance(profile, str):
+        raise ConfigError(f"{source}: key 'profile' must be a profile name (a string), got {profile!r}")
     if profile:
         profiles = raw.get("profiles", {})
         if not isinstance(profiles, dict) or profile not in profiles:
             raise ConfigError(f"{source}: profile '{profile}' not found under [profiles]")
+        if not isinstance(profiles[profile], dict):
+            raise ConfigError(f"{source}: [profiles.{profile}] must be a table")
         _apply(cfg, profiles[profile], f"{source} [profiles.{profile}]")
     for item in overrides or []:
         key, value = parse_override(item)

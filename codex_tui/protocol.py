@@ -125,7 +125,8 @@ class Event:
 # --- operations --------------------------------------------------------------------------------
 
 OP_SUBMIT: Final = "task.submit"
-"""data: prompt, images[] (host paths), attempts (1-4), mode?, model?, effort?, repo?, title?"""
+"""data: prompt, images[] (host paths), attempts (1-4), mode?, model?, effort?, repo?, title?,
+models? (one model per attempt, e.g. the demo's scripted attempts; cycled when shorter)"""
 OP_USER_MESSAGE: Final = "task.user_message"
 """data: text, images[] — steers a running task, or starts a follow-up turn on a finished one"""
 OP_INTERRUPT: Final = "task.interrupt"

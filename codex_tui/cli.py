@@ -1,0 +1,508 @@
+"""The `codex-tui` command: the TUI, `exec`, `tasks` and `sandbox` subcommands.
+
+Expected failures (bad config, bad flags, no Docker, unknown task) print one line
+`codex-tui: <message>` on stderr and exit non-zero; none prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from codex_tui import __version__
+from codex_tui.config import APPROVAL_POLICIES, BACKENDS, Config, ConfigError, load_config
+from codex_tui.protocol import SANDBOX_MODES
+
+EXIT_CONFIG = 2
+SUBCOMMANDS = ("exec", "tasks", "sandbox")
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line, exit code 1 (or `code`)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- parsers -----------------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, *, run_options: bool = True) -> None:
+    parser.add_argument("-C", "--cd", dest="cd", type=Path, help="the repository to work on (default: .)")
+    parser.add_argument("--profile", help="a [profiles.NAME] table of config.toml")
+    parser.add_argument(
+        "-c", "--config", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config key (TOML value), e.g. -c model=o3",
+    )  # fmt: skip
+    if not run_options:
+        return
+    parser.add_argument("-m", "--model", help="model name")
+    parser.add_argument("--sandbox", choices=SANDBOX_MODES, help="sandbox mode")
+    parser.add_argument("--sandbox-backend", choices=BACKENDS, help="where commands run")
+    parser.add_argument(
+        "--approval", choices=APPROVAL_POLICIES, help="when to ask before leaving the sandbox"
+    )
+    parser.add_argument(
+        "--allow-non-git", action="store_true", help="work on a folder that is not a git repository"
+    )
+
+
+def tui_parser() -> argparse.ArgumentParser:
+    """`codex-tui [PROMPT] [options]`."""
+    parser = argparse.ArgumentParser(
+        prog="codex-tui",
+        description="Run coding agents in parallel, each in its own sandbox. "
+        "Subcommands: exec, tasks, sandbox (see `codex-tui SUBCOMMAND --help`).",
+    )
+    parser.add_argument("prompt", nargs="?", help="start a task with this prompt")
+    parser.add_argument(
+        "--demo", action="store_true", help="a sample repository and a scripted model (no API key)"
+    )
+    parser.add_argument("--version", action="version", version=f"codex-tui {__version__}")
+    _common(parser)
+    return parser
+
+
+def exec_parser() -> argparse.ArgumentParser:
+    """`codex-tui exec [PROMPT | -] [options]`."""
+    parser = argparse.ArgumentParser(
+        prog="codex-tui exec",
+        description="Run a task headless: progress on stderr, the final message on stdout.",
+    )
+    parser.add_argument("prompt", nargs="?", help="the task; '-' (or nothing, with piped stdin) reads stdin")
+    parser.add_argument("--json", action="store_true", help="JSON lines on stdout (Codex exec --json shape)")
+    parser.add_argument(
+        "-i", "--image", dest="images", action="append", default=[], help="attach images (a,b)"
+    )
+    parser.add_argument("--attempts", type=int, default=1, help="run 1-4 attempts of the same prompt")
+    parser.add_argument(
+        "-o", "--output-last-message", dest="last_message", type=Path, help="write it here too"
+    )
+    parser.add_argument("--demo", action="store_true", help="the sample repository and scripted model")
+    _common(parser)
+    return parser
+
+
+def tasks_parser() -> argparse.ArgumentParser:
+    """`codex-tui tasks list|show|resume|apply|undo|prune`."""
+    parser = argparse.ArgumentParser(prog="codex-tui tasks", description="Browse and manage stored tasks.")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = sub.add_parser("list", help="list tasks")
+    listing.add_argument("--all", action="store_true", help="include archived tasks")
+    for name, text in (("show", "show a task's conversation and diff"), ("undo", "undo the last turn")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+    resume = sub.add_parser("resume", help="continue a task (a follow-up message, or 'continue')")
+    resume.add_argument("id")
+    resume.add_argument("prompt", nargs="?")
+    resume.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    apply = sub.add_parser("apply", help="apply a task's diff to your tree (or commit it to a branch)")
+    apply.add_argument("id", help="a task id, or a group id with --attempt")
+    apply.add_argument("--attempt", type=int, help="which attempt of the group")
+    apply.add_argument(
+        "--branch", nargs="?", const=True, default=False, help="commit to codex/<slug> (or NAME)"
+    )
+    apply.add_argument("--dry-run", action="store_true", help="only report what would happen")
+    prune = sub.add_parser("prune", help="remove finished tasks' checkouts and containers")
+    prune.add_argument("--older-than-days", type=float, default=0.0)
+    for p in sub.choices.values():
+        _common(p, run_options=p.prog.endswith(("resume", "apply")))
+    return parser
+
+
+def sandbox_parser() -> argparse.ArgumentParser:
+    """`codex-tui sandbox build|status`."""
+    parser = argparse.ArgumentParser(prog="codex-tui sandbox", description="The Docker sandbox image.")
+    parser.add_argument("action", choices=("build", "status"))
+    parser.add_argument("--if-missing", action="store_true", help="build only when missing or stale")
+    _common(parser, run_options=False)
+    return parser
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args and args[0] in SUBCOMMANDS else "tui"
+    if command != "tui":
+        args = args[1:]
+    try:
+        if command == "exec":
+            return cmd_exec(exec_parser().parse_args(args))
+        if command == "tasks":
+            return cmd_tasks(tasks_parser().parse_args(args))
+        if command == "sandbox":
+            return cmd_sandbox(sandbox_parser().parse_args(args))
+        return cmd_tui(tui_parser().parse_args(args))
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_CONFIG
+    except CliError as exc:
+        _error(str(exc))
+        return exc.code
+    except OSError as exc:  # e.g. the data folder is not writable
+        where = f" ({exc.filename})" if exc.filename else ""
+        _error(f"{exc.strerror or exc}{where}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"codex-tui: {message}\n")
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """Config file + profile + `-c` overrides + flags (flags win)."""
+    cfg = load_config(profile=args.profile, overrides=list(args.overrides))
+    if getattr(args, "model", None):
+        cfg.model = args.model
+    if getattr(args, "sandbox", None):
+        cfg.sandbox_mode = args.sandbox
+    if getattr(args, "sandbox_backend", None):
+        cfg.sandbox_backend = args.sandbox_backend
+    if getattr(args, "approval", None):
+        cfg.approval_policy = args.approval
+    if getattr(args, "allow_non_git", False):
+        cfg.allow_non_git = True
+    _ = cfg.provider  # an undefined provider is a config error, reported before anything starts
+    return cfg
+
+
+def resolve_repo(args: argparse.Namespace) -> Path:
+    """The -C folder (or the current one); it must exist."""
+    repo = (args.cd or Path.cwd()).expanduser()
+    if not repo.is_dir():
+        raise CliError(f"folder not found: {repo}")
+    return repo.resolve()
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a new event loop."""
+    return asyncio.run(coro)
+
+
+# --- TUI ---------------------------------------------------------------------------------------
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    """Open the terminal UI."""
+    cfg = resolve_config(args)
+    repo = resolve_repo(args)
+    try:
+        from codex_tui.tui.app import run_app
+    except ImportError as exc:
+        raise CliError(
+            f"the terminal UI is not available ({exc}); `codex-tui exec` runs tasks without it"
+        ) from None
+    return run_app(
+        cfg, repo, demo=args.demo, initial_prompt=args.prompt, sandbox_backend=args.sandbox_backend
+    )
+
+
+# --- exec --------------------------------------------------------------------------------------
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    """Run a task headless."""
+    from codex_tui.exec import ExecOptions, run_exec
+
+    cfg = resolve_config(args)
+    prompt, from_stdin = read_prompt(args.prompt, demo=args.demo)
+    if not 1 <= args.attempts <= 4:
+        raise CliError("--attempts must be from 1 to 4", EXIT_CONFIG)
+    images = [part.strip() for item in args.images for part in item.split(",") if part.strip()]
+    options = ExecOptions(
+        prompt=prompt,
+        images=images,
+        attempts=args.attempts,
+        json=args.json,
+        mode=args.sandbox,
+        approval=args.approval,
+        backend=args.sandbox_backend,
+        last_message_file=args.last_message,
+        interactive=not from_stdin and sys.stdin.isatty(),
+    )
+    if not args.demo:
+        repo = resolve_repo(args)
+        return run(run_exec(cfg, repo, options))
+    from codex_tui.demo import DemoError, prepare_demo
+
+    try:
+        demo = prepare_demo(cfg)
+    except DemoError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        first = demo.prompts[0]
+        if not args.prompt:
+            options.prompt, options.title = first.prompt, first.title
+        options.models = None if args.model else first.models
+        options.model = args.model or first.models[0]
+        return run(run_exec(demo.config, demo.repo, options))
+    finally:
+        demo.close()
+
+
+def read_prompt(prompt: str | None, *, demo: bool) -> tuple[str, bool]:
+    """The prompt, read from stdin for '-' (or when none is given and stdin is piped)."""
+    if prompt and prompt != "-":
+        return prompt, False
+    if prompt == "-" or (not demo and not sys.stdin.isatty()):
+        text = sys.stdin.read().strip()
+        if not text:
+            raise CliError("no prompt on stdin", EXIT_CONFIG)
+        return text, True
+    if demo:
+        return "", False
+    raise CliError("exec needs a prompt (an argument, or '-' to read stdin)", EXIT_CONFIG)
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """`tasks list|show|resume|apply|undo|prune`."""
+    cfg = resolve_config(args)
+    handlers: dict[str, Callable[[Config, argparse.Namespace], int]] = {
+        "list": tasks_list,
+        "show": tasks_show,
+        "resume": tasks_resume,
+        "apply": tasks_apply,
+        "undo": tasks_undo,
+        "prune": tasks_prune,
+    }
+    return handlers[args.action](cfg, args)
+
+
+def _load_records(cfg: Config) -> list[Any]:
+    from codex_tui.tasks.store import RolloutStore
+
+    return sorted(RolloutStore(cfg.data_dir).read_records().values(), key=lambda r: r.created)
+
+
+def _find_record(cfg: Config, task_id: str, attempt: int | None = None) -> Any:
+    records = _load_records(cfg)
+    if attempt is not None:
+        matches = [r for r in records if (r.group_id == task_id or r.id == task_id) and r.attempt == attempt]
+        group = next((r.group_id for r in records if r.id == task_id), task_id)
+        matches = matches or [r for r in records if r.group_id == group and r.attempt == attempt]
+    else:
+        matches = [r for r in records if r.id == task_id]
+        matches = matches or [r for r in records if r.id.startswith(task_id)]
+    if len(matches) != 1:
+        what = "no task" if not matches else "several tasks"
+        raise CliError(f"{what} matching '{task_id}'" + (f" attempt {attempt}" if attempt else ""))
+    return matches[0]
+
+
+def tasks_list(cfg: Config, args: argparse.Namespace) -> int:
+    """Print one line per task."""
+    records = [r for r in _load_records(cfg) if args.all or not r.archived]
+    if not records:
+        print("no tasks yet")
+        return 0
+    from codex_tui.tasks.manager import ACTIVE_STATUSES, owned_by_other_process
+    from codex_tui.tasks.task import APP_STOPPED
+
+    now = time.time()
+    for r in records:
+        if r.status in ACTIVE_STATUSES and not owned_by_other_process(r.owner_pid):
+            r.status, r.message = "failed", APP_STOPPED  # what the next start will record
+        status = r.status + (f" ({r.message})" if r.message and r.status == "failed" else "")
+        attempt = f" [{r.attempt}/{r.attempts}]" if r.attempts > 1 else ""
+        print(
+            f"{r.id}  {status:<28} +{r.added} −{r.removed}  {_tokens(r.tokens):>6}  "
+            f"{_age(now - r.updated):>4}  {r.title}{attempt}"
+        )
+    return 0
+
+
+def _tokens(count: int) -> str:
+    return f"{count / 1000:.1f}k" if count >= 1000 else str(count)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def tasks_show(cfg: Config, args: argparse.Namespace) -> int:
+    """Print a task's conversation, commands and diff summary from its rollout."""
+    from codex_tui.tasks.store import RolloutStore
+
+    record = _find_record(cfg, args.id)
+    store = RolloutStore(cfg.data_dir)
+    events = run(store.read_events(record.id))
+    why = f" ({record.message})" if record.message else ""
+    print(f"{record.id} · {record.title} · {record.status}{why}")
+    attempt = f"attempt {record.attempt}/{record.attempts}"
+    print(f"repo {record.repo} · model {record.model} · mode {record.mode} · {attempt}")
+    for line in transcript_lines(events):
+        print(line)
+    return 0
+
+
+def transcript_lines(events: list[Any]) -> list[str]:
+    """The conversation as text lines: user messages, agent messages, commands, edits, the diff."""
+    from codex_tui import protocol as p
+
+    lines: list[str] = []
+    last_diff: dict[str, Any] | None = None
+    for event in events:
+        data = event.data
+        item = data.get("item") or {}
+        if event.type == p.USER_MESSAGE:
+            lines.append(f"\n› {data.get('text', '')}")
+        elif (
+            event.type == p.ITEM_COMPLETED
+            and item.get("type") == p.ITEM_AGENT_MESSAGE
+            and not item.get("discarded")
+        ):
+            lines.append(f"\n{item.get('text', '')}")
+        elif event.type == p.ITEM_COMPLETED and item.get("type") == p.ITEM_COMMAND:
+            lines.append(f"  ▶ {item.get('command')} · exit {item.get('exit_code')}")
+        elif event.type == p.ITEM_COMPLETED and item.get("type") == p.ITEM_FILE_CHANGE:
+            lines += [f"  ✎ {c.get('kind')} {c.get('path')}" for c in item.get("changes") or []]
+        elif event.type in (p.ERROR, p.NOTE):
+            lines.append(f"  ! {data.get('message', '')}")
+        elif event.type == p.DIFF_UPDATED:
+            last_diff = data
+    if last_diff is not None:
+        lines.append(f"\ndiff: +{last_diff.get('added', 0)} −{last_diff.get('removed', 0)}")
+        lines += [
+            f"  {f.get('status', '?'):<9} {f.get('path')} +{f.get('added', 0)} −{f.get('removed', 0)}"
+            for f in last_diff.get("files") or []
+        ]
+    return lines
+
+
+def _manager_call(cfg: Config, args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Start a TaskManager on the data dir, run `work(manager)`, close it."""
+    from codex_tui.tasks.manager import TaskManager
+
+    async def go() -> int:
+        repo = args.cd.expanduser().resolve() if args.cd else Path.cwd()
+        manager = TaskManager(
+            cfg,
+            repo=repo,
+            sandbox_backend=getattr(args, "sandbox_backend", None),
+            approval_policy=getattr(args, "approval", None),
+        )
+        await manager.start()
+        try:
+            return await work(manager)
+        finally:
+            await manager.close()
+
+    return run(go())
+
+
+def tasks_resume(cfg: Config, args: argparse.Namespace) -> int:
+    """Send a follow-up (or 'continue') to a stored task and run it to the end."""
+    from codex_tui import protocol as p
+    from codex_tui.exec import FinalMessages, HumanPrinter, JsonPrinter
+
+    record = _find_record(cfg, args.id)
+
+    async def work(manager: Any) -> int:
+        finals = FinalMessages()
+        manager.subscribe(finals, replay=False)
+        manager.subscribe(
+            JsonPrinter(sys.stdout, 1) if args.json else HumanPrinter(sys.stderr, 1), replay=False
+        )
+        result = await manager.submit(p.Op(p.OP_USER_MESSAGE, record.id, {"text": args.prompt or ""}))
+        if not result.ok:
+            raise CliError(result.message)
+        status = await manager.wait_for(record.id)
+        if not args.json and finals.by_task.get(record.id):
+            print(finals.by_task[record.id])
+        return 0 if status == "ready" else 1
+
+    return _manager_call(cfg, args, work)
+
+
+def tasks_apply(cfg: Config, args: argparse.Namespace) -> int:
+    """Apply a task's changes to the user's tree, or commit them to a branch."""
+    from codex_tui import protocol as p
+
+    record = _find_record(cfg, args.id, args.attempt)
+
+    async def work(manager: Any) -> int:
+        data = {"branch": args.branch, "dry_run": args.dry_run}
+        result = await manager.submit(p.Op(p.OP_APPLY, record.id, data))
+        print(result.message or ("ok" if result.ok else "failed"))
+        for key in ("applied", "conflicts", "skipped"):
+            for path in result.data.get(key) or []:
+                print(f"  {key[:-1] if key.endswith('s') else key}: {path}")
+        return 0 if result.ok else 1
+
+    return _manager_call(cfg, args, work)
+
+
+def tasks_undo(cfg: Config, args: argparse.Namespace) -> int:
+    """Undo a task's last turn (files and conversation)."""
+    from codex_tui import protocol as p
+
+    record = _find_record(cfg, args.id)
+
+    async def work(manager: Any) -> int:
+        result = await manager.submit(p.Op(p.OP_UNDO, record.id))
+        print(result.message)
+        return 0 if result.ok else 1
+
+    return _manager_call(cfg, args, work)
+
+
+def tasks_prune(cfg: Config, args: argparse.Namespace) -> int:
+    """Remove the checkouts (and containers) of finished tasks; rollouts stay browsable."""
+    from codex_tui.tasks.manager import TaskManager
+
+    async def go() -> int:
+        manager = TaskManager(cfg, repo=Path.cwd(), sandbox_backend="local")
+        await manager.start()
+        try:
+            report = await manager.prune(older_than_s=args.older_than_days * 86400)
+        finally:
+            await manager.close()
+        print(f"removed {report['checkouts']} checkout(s), {report['containers']} container(s)")
+        return 0
+
+    return run(go())
+
+
+# --- sandbox -----------------------------------------------------------------------------------
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """`sandbox build|status`: the default Docker image."""
+    cfg = resolve_config(args)
+    from codex_tui.sandbox.base import SandboxError
+    from codex_tui.sandbox.image import build_default_image, ensure_default_image, image_status
+
+    try:
+        if args.action == "status":
+            status = run(image_status(cfg.sandbox_image))
+            print(status.summary())
+            return 0 if status.current else 1
+        builder = ensure_default_image if args.if_missing else build_default_image
+        run(builder(cfg.sandbox_image, _print_chunk))
+        return 0
+    except SandboxError as exc:
+        raise CliError(f"sandbox {args.action}: {exc}") from None
+
+
+def _print_chunk(stream: str, data: bytes) -> None:
+    target = sys.stdout if stream == "stdout" else sys.stderr
+    target.buffer.write(data)
+    target.flush()

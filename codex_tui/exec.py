@@ -1,0 +1,408 @@
+"""`codex-tui exec`: run tasks without the TUI; progress on stderr, the final message on stdout.
+
+With `--json`, stdout carries one JSON object per line in the shape of Codex's `exec --json`
+(`thread.started`, `turn.started`, `item.*`, `turn.completed`, `turn.failed`, `error`); streamed
+deltas are dropped. The exit code is 1 when any task did not finish ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from codex_tui import protocol as p
+from codex_tui.config import Config
+from codex_tui.tasks.manager import TaskManager
+from codex_tui.tasks.store import RolloutStore
+
+JSON_TYPES = frozenset(
+    {
+        p.THREAD_STARTED,
+        p.TURN_STARTED,
+        p.ITEM_STARTED,
+        p.ITEM_UPDATED,
+        p.ITEM_COMPLETED,
+        p.TURN_COMPLETED,
+        p.TURN_FAILED,
+        p.ERROR,
+    }
+)
+PLAN_MARKS = {"pending": "☐", "in_progress": "◐", "completed": "☑"}
+NO_TTY_DENIAL = "denied: there is no terminal to ask (use --approval never, or run the task in the TUI)"
+
+
+@dataclass(slots=True)
+class ExecOptions:
+    """What `codex-tui exec` was asked to do."""
+
+    prompt: str
+    images: list[str] = field(default_factory=list)
+    attempts: int = 1
+    json: bool = False
+    model: str | None = None
+    models: list[str] | None = None
+    """One model per attempt (the demo scripts each attempt differently)."""
+    mode: str | None = None
+    title: str | None = None
+    approval: str | None = None
+    backend: str | None = None
+    last_message_file: Path | None = None
+    interactive: bool = False
+    """True when approvals may be asked on this terminal (stdin is a TTY and not the prompt)."""
+
+
+def codex_json(event: p.Event, *, with_thread: bool) -> dict[str, Any] | None:
+    """The Codex `exec --json` object for one of our events, or None when it has no counterpart."""
+    data = event.data
+    out: dict[str, Any]
+    if event.type == p.THREAD_STARTED:
+        out = {"type": "thread.started", "thread_id": data.get("thread_id", event.task_id)}
+    elif event.type == p.TURN_STARTED:
+        out = {"type": "turn.started"}
+    elif event.type in (p.ITEM_STARTED, p.ITEM_UPDATED, p.ITEM_COMPLETED):
+        out = {"type": event.type, "item": data.get("item", {})}
+    elif event.type == p.TURN_COMPLETED:
+        out = {"type": "turn.completed", "usage": data.get("usage") or p.usage_dict()}
+    elif event.type == p.TURN_FAILED:
+        error = data.get("error") or {}
+        out = {"type": "turn.failed", "error": {"message": str(error.get("message", ""))}}
+    elif event.type == p.ERROR:
+        out = {"type": "error", "message": str(data.get("message", ""))}
+    else:
+        return None
+    if with_thread and event.type != p.THREAD_STARTED:
+        out["thread_id"] = event.task_id
+    return out
+
+
+class JsonPrinter:
+    """Writes Codex-shaped JSON lines to stdout."""
+
+    def __init__(self, out: TextIO, attempts: int) -> None:
+        self.out = out
+        self.with_thread = attempts > 1
+
+    def __call__(self, event: p.Event) -> None:
+        """Print the event if it has a Codex counterpart."""
+        obj = codex_json(event, with_thread=self.with_thread)
+        if obj is not None:
+            self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            self.out.flush()
+
+
+class HumanPrinter:
+    """Human progress lines on stderr: commands, edits, plan, notes, approvals, errors."""
+
+    def __init__(self, err: TextIO, attempts: int) -> None:
+        self.err = err
+        self.attempts = attempts
+        self.attempt_of: dict[str, int] = {}
+        self.held_message: dict[str, str] = {}
+        self.last_plan: dict[str, list[tuple[str, str]]] = {}
+        self.last_error: dict[str, str] = {}
+
+    def __call__(self, event: p.Event) -> None:
+        """Print what the event means for a person watching."""
+        if event.type in (p.ITEM_STARTED, p.TURN_STARTED, p.TURN_FAILED):
+            self._release_message(event.task_id)
+        elif event.type == p.TURN_COMPLETED:
+            self.held_message.pop(event.task_id, None)
+        handler = _HUMAN.get(event.type)
+        if handler is not None:
+            handler(self, event)
+
+    def line(self, task_id: str, text: str) -> None:
+        """One progress line, prefixed with the attempt when there are several."""
+        prefix = f"[{self.attempt_of.get(task_id, 1)}/{self.attempts}] " if self.attempts > 1 else ""
+        self.err.write(f"{prefix}{text}\n")
+        self.err.flush()
+
+    def _release_message(self, task_id: str) -> None:
+        text = self.held_message.pop(task_id, "")
+        if text:
+            self.line(task_id, f"codex: {text}")
+
+    def created(self, event: p.Event) -> None:
+        """Remember the attempt number; announce attempts when there are several."""
+        self.attempt_of[event.task_id] = int(event.data.get("attempt", 1))
+        if self.attempts > 1:
+            self.line(event.task_id, f"● attempt {event.data.get('attempt')} · {event.task_id}")
+
+    def item(self, event: p.Event) -> None:
+        """Commands, edits, reasoning and agent messages (printed when completed)."""
+        item = event.data.get("item") or {}
+        kind = item.get("type")
+        if kind == p.ITEM_TODO_LIST:
+            self.plan(event.task_id, item)
+        elif event.type != p.ITEM_COMPLETED:
+            return
+        elif kind == p.ITEM_COMMAND:
+            self.command(event.task_id, item)
+        elif kind == p.ITEM_FILE_CHANGE:
+            self.file_change(event.task_id, item)
+        elif kind == p.ITEM_REASONING and item.get("text") and not item.get("discarded"):
+            self.line(event.task_id, f"· thinking: {_one_line(str(item['text']), 160)}")
+        elif kind == p.ITEM_AGENT_MESSAGE and item.get("text") and not item.get("discarded"):
+            self.held_message[event.task_id] = str(item["text"]).strip()
+        elif kind == p.ITEM_ERROR:
+            self.line(event.task_id, f"✗ {item.get('message', '')}")
+
+    def command(self, task_id: str, item: dict[str, Any]) -> None:
+        """`▶ Ran pytest -q · exit 1 · 2.3 s`, plus the output's tail when it failed."""
+        command = _one_line(str(item.get("command", "")), 120)
+        if item.get("status") == "declined":
+            self.line(task_id, f"▶ Declined {command}")
+            return
+        seconds = float(item.get("duration_ms") or 0) / 1000
+        code = item.get("exit_code")
+        timed_out = " (timed out)" if item.get("timed_out") else ""
+        self.line(
+            task_id,
+            f"▶ Ran {command} · exit {code if code is not None else '?'}{timed_out} · {seconds:.1f} s",
+        )
+        if code not in (0, None):
+            tail = [ln for ln in str(item.get("aggregated_output") or "").splitlines() if ln.strip()][-4:]
+            for text in tail:
+                self.line(task_id, f"    {_one_line(text, 160)}")
+
+    def file_change(self, task_id: str, item: dict[str, Any]) -> None:
+        """`✎ Edited a.py +3 −1` (several files on one line, with the patch's totals)."""
+        verbs = {"add": "Added", "delete": "Deleted", "update": "Edited"}
+        parts = []
+        for change in item.get("changes") or []:
+            path = str(change.get("path", ""))
+            if change.get("move_path"):
+                path = f"{path} → {change['move_path']}"
+            parts.append(f"{verbs.get(str(change.get('kind')), 'Changed')} {path}")
+        if item.get("status") == "failed":
+            error = _one_line(str(item.get("error") or "the patch did not apply"), 160)
+            self.line(task_id, f"✎ Patch failed: {error}")
+        if parts:
+            counts = f" +{item.get('added', 0)} −{item.get('removed', 0)}"
+            self.line(task_id, f"✎ {', '.join(parts)}{counts}")
+
+    def plan(self, task_id: str, item: dict[str, Any]) -> None:
+        """The to-do list, printed again only when it changed."""
+        steps = [(str(i.get("text", "")), str(i.get("status", "pending"))) for i in item.get("items") or []]
+        if not steps or steps == self.last_plan.get(task_id):
+            return
+        self.last_plan[task_id] = steps
+        done = sum(1 for _, status in steps if status == "completed")
+        self.line(task_id, f"☰ Plan {done}/{len(steps)}")
+        for text, status in steps:
+            self.line(task_id, f"  {PLAN_MARKS.get(status, '☐')} {text}")
+
+    def note(self, event: p.Event) -> None:
+        """Notes for the user."""
+        mark = {"warning": "⚠", "error": "✗"}.get(str(event.data.get("level")), "ℹ")
+        self.line(event.task_id, f"{mark} {event.data.get('message', '')}")
+
+    def sandbox(self, event: p.Event) -> None:
+        """What the sandbox isolates."""
+        self.line(event.task_id, f"⚙ sandbox: {event.data.get('message', event.data.get('backend', ''))}")
+
+    def approval(self, event: p.Event) -> None:
+        """Approval requests and decisions."""
+        data = event.data
+        if event.type == p.APPROVAL_REQUESTED:
+            what = data.get("command") or data.get("patch") or data.get("kind", "")
+            reason = f" — {data['reason']}" if data.get("reason") else ""
+            self.line(event.task_id, f"? approval requested: {_one_line(str(what), 120)}{reason}")
+        else:
+            reason = f" ({data['reason']})" if data.get("reason") else ""
+            self.line(event.task_id, f"  → {data.get('decision')}{reason}")
+
+    def error(self, event: p.Event) -> None:
+        """A failure the task could not recover from."""
+        message = str(event.data.get("message", ""))
+        self.last_error[event.task_id] = message
+        self.line(event.task_id, f"✗ {message}")
+
+    def status(self, event: p.Event) -> None:
+        """Terminal statuses."""
+        status = event.data.get("status")
+        message = str(event.data.get("message") or "")
+        if status == "failed" and message and message != self.last_error.get(event.task_id):
+            self.line(event.task_id, f"✗ failed: {message}")
+        elif status == "cancelled":
+            self.line(event.task_id, "✗ cancelled")
+
+    def usage(self, event: p.Event) -> None:
+        """Tokens of the turn."""
+        usage = event.data.get("usage") or {}
+        self.line(
+            event.task_id,
+            f"  tokens: {usage.get('input_tokens', 0)} in ({usage.get('cached_input_tokens', 0)} cached)"
+            f" · {usage.get('output_tokens', 0)} out",
+        )
+
+
+_HUMAN: dict[str, Callable[[HumanPrinter, p.Event], None]] = {
+    p.TASK_CREATED: HumanPrinter.created,
+    p.ITEM_STARTED: HumanPrinter.item,
+    p.ITEM_UPDATED: HumanPrinter.item,
+    p.ITEM_COMPLETED: HumanPrinter.item,
+    p.NOTE: HumanPrinter.note,
+    p.SANDBOX_INFO: HumanPrinter.sandbox,
+    p.APPROVAL_REQUESTED: HumanPrinter.approval,
+    p.APPROVAL_RESOLVED: HumanPrinter.approval,
+    p.ERROR: HumanPrinter.error,
+    p.TASK_STATUS: HumanPrinter.status,
+    p.TURN_COMPLETED: HumanPrinter.usage,
+}
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class FinalMessages:
+    """The last agent message of each task's last turn."""
+
+    def __init__(self) -> None:
+        self.by_task: dict[str, str] = {}
+
+    def __call__(self, event: p.Event) -> None:
+        """Track agent messages; a new turn starts a new final message."""
+        if event.type == p.TURN_STARTED:
+            self.by_task[event.task_id] = ""
+        elif event.type == p.ITEM_COMPLETED:
+            item = event.data.get("item") or {}
+            if item.get("type") == p.ITEM_AGENT_MESSAGE and item.get("text") and not item.get("discarded"):
+                self.by_task[event.task_id] = str(item["text"]).strip()
+
+
+class Approver:
+    """Answers approval requests headlessly: ask on the terminal when possible, else deny."""
+
+    def __init__(self, manager: TaskManager, printer: Callable[[str, str], None], interactive: bool) -> None:
+        self.manager = manager
+        self.printer = printer
+        self.interactive = interactive
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.ask_lock = asyncio.Lock()
+
+    def __call__(self, event: p.Event) -> None:
+        """Track requests; answer those a task waits on."""
+        if event.type == p.APPROVAL_REQUESTED:
+            self.pending[str(event.data.get("request_id"))] = {"task_id": event.task_id, **event.data}
+        elif event.type == p.APPROVAL_RESOLVED:
+            self.pending.pop(str(event.data.get("request_id")), None)
+        elif event.type == p.TASK_STATUS and event.data.get("status") == "waiting_approval":
+            for request_id, request in list(self.pending.items()):
+                if request["task_id"] == event.task_id and not request.get("asked"):
+                    request["asked"] = True
+                    job = asyncio.get_running_loop().create_task(self.answer(request_id, request))
+                    self.tasks.add(job)
+                    job.add_done_callback(self.tasks.discard)
+
+    async def answer(self, request_id: str, request: dict[str, Any]) -> None:
+        """Decide one request and send the decision."""
+        task_id = str(request["task_id"])
+        if self.interactive:
+            async with self.ask_lock:
+                decision = await asyncio.to_thread(ask_on_terminal, request)
+        else:
+            self.printer(task_id, f"⚠ {NO_TTY_DENIAL}")
+            decision = "deny"
+        data = {"request_id": request_id, "decision": decision}
+        await self.manager.submit(p.Op(p.OP_APPROVE, task_id, data))
+
+
+def ask_on_terminal(request: dict[str, Any]) -> str:
+    """Ask y / a / N on stderr and read the answer from stdin (blocking; run in a thread)."""
+    what = request.get("command") or request.get("patch") or request.get("kind", "")
+    sys.stderr.write(f"\nApprove {what}?\n  reason: {request.get('reason', '')}\n")
+    sys.stderr.write("  [y] yes  [a] yes for this task  [N] no: ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline().strip().lower()
+    except (OSError, ValueError):
+        return "deny"
+    return {"y": "approve", "yes": "approve", "a": "approve_task"}.get(answer, "deny")
+
+
+async def run_exec(
+    config: Config,
+    repo: Path,
+    options: ExecOptions,
+    *,
+    store: RolloutStore | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run the task (one per attempt) to the end; returns the process exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    manager = TaskManager(
+        config,
+        repo=repo,
+        store=store,
+        sandbox_backend=options.backend,
+        approval_policy=options.approval,
+    )
+    human = HumanPrinter(err, options.attempts)
+    finals = FinalMessages()
+    await manager.start()
+    try:
+        manager.subscribe(finals, replay=False)
+        manager.subscribe(JsonPrinter(out, options.attempts) if options.json else human, replay=False)
+        manager.subscribe(Approver(manager, human.line, options.interactive), replay=False)
+        result = await manager.submit(p.Op(p.OP_SUBMIT, data=_submission(options)))
+        if not result.ok:
+            _fail(out, err, options.json, result.message)
+            return 1
+        task_ids = list(result.data["task_ids"])
+        statuses = [await manager.wait_for(tid) for tid in task_ids]
+        summaries = {s["id"]: s for s in manager.tasks()}
+    finally:
+        await manager.close()
+    messages = [(summaries.get(tid, {}), finals.by_task.get(tid, "")) for tid in task_ids]
+    if not options.json:
+        _print_finals(out, messages)
+    if options.last_message_file is not None:
+        _write_last_message(options.last_message_file, messages, err)
+    return 0 if all(s == "ready" for s in statuses) else 1
+
+
+def _submission(options: ExecOptions) -> dict[str, Any]:
+    data: dict[str, Any] = {"prompt": options.prompt, "images": options.images, "attempts": options.attempts}
+    for key in ("model", "models", "mode", "title"):
+        value = getattr(options, key)
+        if value:
+            data[key] = value
+    return data
+
+
+def _fail(out: TextIO, err: TextIO, as_json: bool, message: str) -> None:
+    if as_json:
+        out.write(json.dumps({"type": "error", "message": message}) + "\n")
+    err.write(f"codex-tui exec: {message}\n")
+
+
+def _print_finals(out: TextIO, messages: list[tuple[dict[str, Any], str]]) -> None:
+    several = len(messages) > 1
+    for summary, text in messages:
+        if several:
+            out.write(
+                f"── attempt {summary.get('attempt')}/{summary.get('attempts')} · {summary.get('id')} · "
+                f"{summary.get('status')} · +{summary.get('added', 0)} −{summary.get('removed', 0)} ──\n"
+            )
+        if text:
+            out.write(text + "\n")
+    out.flush()
+
+
+def _write_last_message(path: Path, messages: list[tuple[dict[str, Any], str]], err: TextIO) -> None:
+    text = "\n\n".join(m for _, m in messages if m)
+    try:
+        path.write_text(text + "\n" if text else "", encoding="utf-8")
+    except OSError as exc:
+        err.write(f"codex-tui exec: cannot write {path}: {exc.strerror}\n")

@@ -1,0 +1,630 @@
+"""One task's lifecycle: its checkout, its sandbox, its agent, its turns, approvals and checkpoints.
+
+A :class:`Task` never schedules itself: the task manager decides when a turn may run (the parallel
+limit) and calls :meth:`Task.run_turn`. Everything the task learns becomes an event through the
+`emit` function it was given; every failure becomes a "failed" status with a clear message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codex_tui.agent.loop import Agent, AgentSettings
+from codex_tui.config import Config, ConfigError
+from codex_tui.models.base import ModelClient
+from codex_tui.protocol import (
+    APPROVAL_REQUESTED,
+    APPROVAL_RESOLVED,
+    COMPACTED,
+    DIFF_UPDATED,
+    ERROR,
+    ITEM_COMMAND,
+    ITEM_COMPLETED,
+    ITEM_STARTED,
+    NOTE,
+    OUTPUT_DELTA,
+    SANDBOX_INFO,
+    TASK_STATUS,
+    TURN_COMPLETED,
+    TURN_FAILED,
+    ApprovalDecision,
+    OpResult,
+)
+from codex_tui.sandbox.base import ExecResult, OutputCallback, Sandbox, SandboxError, Stream
+from codex_tui.sandbox.factory import SandboxRequest, create_sandbox, spec_from_config
+from codex_tui.tasks.store import Checkpoint, RolloutStore, TaskRecord
+from codex_tui.workspace.git import Workspace, WorkspaceError
+
+EmitFn = Callable[[str, str, dict[str, Any]], None]
+"""emit(task_id, event type, data): the manager stamps seq and time, fans out and persists."""
+
+APP_STOPPED = "interrupted: the app stopped"
+HISTORY_EVENTS = frozenset({ITEM_COMPLETED, TURN_COMPLETED, TURN_FAILED})
+"""After these events the agent's history changed: save it (coalesced)."""
+_request_ids = itertools.count(1)
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """What a task gets from its manager: config, store, emitter, backend and model client."""
+
+    config: Config
+    store: RolloutStore
+    emit: EmitFn
+    backend: str
+    """"docker" or "local" (already resolved from "auto")."""
+    approval_policy: str
+    make_client: Callable[[str], ModelClient]
+    """make_client(provider name) -> the shared client for that provider."""
+    allow_non_git: bool = False
+    on_status: Callable[[str, str], None] = field(default=lambda _tid, _status: None)
+
+
+class TaskFailure(Exception):
+    """A failure with a message meant for the user (no traceback)."""
+
+
+class Task:
+    """One task: a git checkout + a sandbox + an agent, and the turns run on them."""
+
+    def __init__(self, record: TaskRecord, ctx: TaskContext) -> None:
+        self.record = record
+        self.ctx = ctx
+        self.workspace: Workspace | None = None
+        self.sandbox: _WatchedSandbox | None = None
+        self.sandbox_error = ""
+        self.sandbox_mode: str = ""
+        self.sandbox_started = False
+        self.agent: Agent | None = None
+        self.runner: asyncio.Task[None] | None = None
+        self.approvals: dict[str, asyncio.Future[ApprovalDecision]] = {}
+        self._diff_task: asyncio.Task[None] | None = None
+        self._diff_dirty = False
+        self._history_task: asyncio.Task[None] | None = None
+        self._history_dirty = False
+        self._interrupted = False
+
+    # --- status and events -------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The task id."""
+        return self.record.id
+
+    @property
+    def busy(self) -> bool:
+        """True while a turn (or its start-up) is in progress."""
+        return self.runner is not None and not self.runner.done()
+
+    def emit(self, type_: str, data: dict[str, Any]) -> None:
+        """Emit an event for this task (also watched to keep the history file current)."""
+        self.ctx.emit(self.id, type_, data)
+        if type_ in HISTORY_EVENTS and self.agent is not None:
+            self._schedule_history_save()
+        elif type_ == COMPACTED:
+            for checkpoint in self.record.checkpoints:
+                checkpoint.history_len = -1  # the old lengths no longer index the compacted history
+            self._schedule_history_save()
+
+    def set_status(self, status: str, message: str = "") -> None:
+        """Change the task's status, emit task.status and persist the record at once."""
+        self.record.status = status
+        self.record.message = message
+        data: dict[str, Any] = {"status": status}
+        if message:
+            data["message"] = message
+        self.ctx.emit(self.id, TASK_STATUS, data)
+        self.ctx.on_status(self.id, status)
+
+    def note(self, message: str, level: str = "info") -> None:
+        """A note for the user (not the model)."""
+        self.emit(NOTE, {"level": level, "message": message})
+
+    def fail(self, message: str) -> None:
+        """Mark the task failed with a clear message and an error event."""
+        self.emit(ERROR, {"message": message})
+        self.set_status("failed", message)
+
+    # --- one turn ----------------------------------------------------------------------------
+
+    async def run_turn(self, text: str, images: list[str]) -> None:
+        """Start up if needed, run one agent turn, checkpoint, and settle the status."""
+        self._interrupted = False
+        self.record.owner_pid = os.getpid()
+        try:
+            await self._ensure_ready()
+            assert self.agent is not None and self.workspace is not None
+            self.set_status("running")
+            self.record.turns += 1
+            checkpoint_id = await self.workspace.checkpoint(f"{self.id} before turn {self.record.turns}")
+            self.record.checkpoints.append(
+                Checkpoint(checkpoint_id, len(self.agent.history), self.record.turns)
+            )
+            result = await self.agent.run_turn(text, [Path(p) for p in images])
+        except asyncio.CancelledError:
+            await self._after_turn_io()
+            raise
+        except TaskFailure as exc:
+            await self._after_turn_io()
+            await self._drop_sandbox()
+            self.fail(str(exc))
+            return
+        except Exception as exc:  # any other failure ends the turn, never the manager
+            await self._after_turn_io()
+            await self._drop_sandbox()
+            self.fail(describe_error(exc))
+            return
+        self.record.tokens += result.usage.input_tokens + result.usage.output_tokens
+        await self._after_turn_io()
+        if self.sandbox_error:
+            await self._drop_sandbox()
+            self.fail(
+                f"{self.sandbox_error} — the checkout is intact; send a message to resume in a new sandbox"
+            )
+        elif result.status == "completed":
+            self.set_status("ready")
+        elif result.status == "interrupted" or self._interrupted:
+            self.note("Interrupted. Send a message to continue.", "warning")
+            self.set_status("ready", "interrupted")
+        else:
+            await self._drop_sandbox()
+            self.fail(result.error or "the turn failed")
+
+    async def _after_turn_io(self) -> None:
+        """Settle the diff and the saved history after a turn, whatever its outcome."""
+        try:
+            await self.refresh_diff()
+        except Exception as exc:
+            self.note(f"could not compute the diff: {describe_error(exc)}", "warning")
+        await self.save_history()
+
+    # --- start-up ----------------------------------------------------------------------------
+
+    async def _ensure_ready(self) -> None:
+        """Checkout, sandbox and agent, each created only when missing (or when the mode changed)."""
+        if self.workspace is None or not self.sandbox_started or self.sandbox_mode != self.record.mode:
+            self.set_status("starting")
+        await self._ensure_workspace()
+        if self.sandbox is not None and self.sandbox_mode != self.record.mode:
+            await self._drop_sandbox()
+        if self.agent is None:
+            await self._build_agent()
+        if not self.sandbox_started:
+            await self._start_sandbox()
+
+    async def _ensure_workspace(self) -> None:
+        if self.workspace is not None:
+            return
+        if self.record.pruned:
+            raise TaskFailure("this task's checkout was pruned; retry the task to run it again")
+        source = Path(self.record.repo)
+        try:
+            if self.record.workspace:
+                self.workspace = await Workspace.open(source, Path(self.record.workspace), self.id)
+            else:
+                self.workspace = await Workspace.create(
+                    source,
+                    self.ctx.store.data_dir / "worktrees" / self.id,
+                    self.id,
+                    include_uncommitted=self.ctx.config.include_uncommitted,
+                    allow_non_git=self.ctx.allow_non_git,
+                    title=self.record.title,
+                )
+        except WorkspaceError as exc:
+            raise TaskFailure(str(exc)) from None
+        self.record.workspace = str(self.workspace.path)
+        self.ctx.store.put(self.record, urgent=True)
+
+    async def _build_agent(self) -> None:
+        """Create the sandbox (not started; setup image built if needed) and the agent with its history."""
+        assert self.workspace is not None
+        cfg = self.ctx.config
+        spec = spec_from_config(
+            cfg,
+            self.id,
+            self.workspace.path,
+            self.record.mode,  # type: ignore[arg-type]
+            extra_ro_mounts=self.workspace.extra_ro_mounts,
+        )
+        setup = _SetupLog(self)
+        request = SandboxRequest(
+            backend=self.ctx.backend,
+            repo=Path(self.record.repo),
+            setup_script=cfg.setup,
+            on_output=setup.output,
+        )
+        try:
+            sandbox, note = await create_sandbox(spec, request)
+        except SandboxError as exc:
+            setup.finish(failed=True)
+            raise TaskFailure(f"sandbox setup failed: {exc}") from None
+        setup.finish(failed=False)
+        if note:
+            self.note(note, "warning")
+        self.sandbox = _WatchedSandbox(sandbox, self._sandbox_failed)
+        self.sandbox_error = ""
+        self.sandbox_mode = self.record.mode
+        self.sandbox_started = False
+        history = await self.ctx.store.load_history(self.id)
+        settings = AgentSettings(
+            model=self.record.model,
+            reasoning_effort=self.record.effort,
+            context_window=cfg.model_context_window,
+            mode=self.record.mode,  # type: ignore[arg-type]
+            shell_timeout_ms=cfg.shell_timeout_ms,
+            home=cfg.home,
+        )
+        try:
+            client = self.ctx.make_client(self.record.provider)
+        except ConfigError as exc:
+            raise TaskFailure(str(exc)) from None
+        self.agent = Agent(
+            task_id=self.id,
+            client=client,
+            sandbox=self.sandbox,
+            workspace=self.workspace.path,
+            settings=settings,
+            emit=self.emit,
+            request_approval=self.request_approval,
+            cwd=self.workspace.path / self.workspace.subdir,
+            history=history,
+            on_files_changed=self.files_changed,
+        )
+
+    def _sandbox_failed(self, exc: SandboxError) -> None:
+        """The sandbox died under a command: end the turn now; the task fails with the reason."""
+        if not self.sandbox_error:
+            self.sandbox_error = f"the sandbox failed: {exc}"
+            asyncio.get_running_loop().call_soon(self._stop_turn_after_sandbox_failure)
+
+    def _stop_turn_after_sandbox_failure(self) -> None:
+        """Interrupt the turn, again until it ends: a cancel that lands as a tool's wait_for
+        completes is swallowed by asyncio (3.11), so one attempt is not enough."""
+        if self.sandbox_error and self.agent is not None and self.agent.running:
+            self.agent.interrupt()
+            asyncio.get_running_loop().call_later(0.02, self._stop_turn_after_sandbox_failure)
+
+    async def _start_sandbox(self) -> None:
+        assert self.sandbox is not None
+        try:
+            await self.sandbox.start()
+        except SandboxError as exc:
+            raise TaskFailure(f"the sandbox failed to start: {exc}") from None
+        self.sandbox_started = True
+        self.emit(
+            SANDBOX_INFO,
+            {
+                "backend": self.sandbox.backend,
+                "image": getattr(self.sandbox.inner, "image", None),
+                "container_id": getattr(self.sandbox.inner, "container_id", None),
+                "message": self.sandbox.describe(),
+            },
+        )
+
+    async def _drop_sandbox(self) -> None:
+        """Stop the sandbox and forget the agent (its history is saved); the next turn rebuilds both."""
+        sandbox, self.sandbox = self.sandbox, None
+        if self.agent is not None:
+            await self.save_history()
+        self.agent = None
+        self.sandbox_started = False
+        if sandbox is not None:
+            with contextlib.suppress(Exception):
+                await sandbox.stop()
+
+    async def stop(self) -> None:
+        """Release the sandbox (the checkout and the rollout stay)."""
+        await self._drop_sandbox()
+
+    # --- approvals ---------------------------------------------------------------------------
+
+    async def request_approval(self, data: dict[str, Any]) -> ApprovalDecision:
+        """Ask the user (or the policy) whether an escalated command or patch may run."""
+        request_id = f"ap-{next(_request_ids)}"
+        self.emit(APPROVAL_REQUESTED, {"request_id": request_id, **data})
+        if self.ctx.approval_policy == "never":
+            self._resolved(request_id, "deny", "the approval policy is never")
+            return "deny"
+        if self.record.approve_all:
+            self._resolved(request_id, "approve_task", "approved for this task earlier")
+            return "approve_task"
+        future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
+        self.approvals[request_id] = future
+        self.set_status("waiting_approval")
+        try:
+            decision = await future
+        except asyncio.CancelledError:
+            self._resolved(request_id, "deny", "the turn was interrupted")
+            raise
+        finally:
+            self.approvals.pop(request_id, None)
+            if not self.approvals and self.record.status == "waiting_approval":
+                self.set_status("running")
+        if decision == "approve_task":
+            self.record.approve_all = True
+        self._resolved(request_id, decision)
+        return decision
+
+    def _resolved(self, request_id: str, decision: str, reason: str = "") -> None:
+        data: dict[str, Any] = {"request_id": request_id, "decision": decision}
+        if reason:
+            data["reason"] = reason
+        self.emit(APPROVAL_RESOLVED, data)
+
+    def approve(self, request_id: str, decision: str) -> OpResult:
+        """Resolve a pending approval."""
+        if decision not in ("approve", "approve_task", "deny"):
+            return OpResult(False, f"unknown decision '{decision}' (approve, approve_task or deny)")
+        future = self.approvals.get(request_id)
+        if future is None or future.done():
+            return OpResult(False, f"no pending approval '{request_id}' on task {self.id}")
+        future.set_result(decision)  # type: ignore[arg-type]
+        return OpResult(True, decision)
+
+    # --- operations on a running task --------------------------------------------------------
+
+    def steer(self, text: str, images: list[str]) -> None:
+        """Inject a message into the running turn."""
+        assert self.agent is not None
+        self.agent.steer(text, [Path(p) for p in images])
+
+    def interrupt(self) -> bool:
+        """Stop the current turn; False when there is no agent turn to interrupt."""
+        self._interrupted = True
+        if self.agent is not None and self.agent.running:
+            self.agent.interrupt()
+            return True
+        return False
+
+    async def cancel(self) -> None:
+        """Stop the task for good: end its turn, release its sandbox, status cancelled."""
+        for future in self.approvals.values():
+            if not future.done():
+                future.set_result("deny")
+        runner = self.runner
+        if runner is not None and not runner.done():
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await runner
+        await self._drop_sandbox()
+        self.set_status("cancelled", "cancelled by the user")
+
+    # --- diff, history -----------------------------------------------------------------------
+
+    async def files_changed(self) -> None:
+        """Called by the agent after a tool call that may change files: recompute the diff soon."""
+        self._diff_dirty = True
+        if self._diff_task is None or self._diff_task.done():
+            self._diff_task = asyncio.create_task(self._diff_loop(), name=f"diff-{self.id}")
+
+    async def _diff_loop(self) -> None:
+        while self._diff_dirty:
+            self._diff_dirty = False
+            try:
+                await self._emit_diff()
+            except Exception as exc:
+                self.note(f"could not compute the diff: {describe_error(exc)}", "warning")
+                self._diff_dirty = True  # retried by the next refresh_diff
+                return
+
+    async def refresh_diff(self, *, force: bool = False) -> None:
+        """Wait for a pending diff; compute one now if files changed since the last one (or `force`)."""
+        if self._diff_task is not None:
+            await self._diff_task
+        if force or self._diff_dirty:
+            self._diff_dirty = False
+            await self._emit_diff()
+
+    async def _emit_diff(self) -> None:
+        if self.workspace is None:
+            return
+        summary = (await self.workspace.diff()).summary_dict()
+        self.record.added, self.record.removed = summary["added"], summary["removed"]
+        self.ctx.store.put(self.record)
+        self.emit(DIFF_UPDATED, summary)
+
+    def _schedule_history_save(self) -> None:
+        self._history_dirty = True
+        if self._history_task is None or self._history_task.done():
+            self._history_task = asyncio.create_task(self._history_loop(), name=f"history-{self.id}")
+
+    async def _history_loop(self) -> None:
+        while self._history_dirty:
+            self._history_dirty = False
+            await self.save_history()
+
+    async def save_history(self) -> None:
+        """Write the agent's history now (a snapshot copy, written in a thread)."""
+        if self.agent is None:
+            return
+        try:
+            await self.ctx.store.save_history(self.id, list(self.agent.history))
+        except OSError as exc:
+            self.note(f"could not save the conversation: {exc.strerror}", "error")
+
+    # --- operations on a finished task -------------------------------------------------------
+
+    async def ensure_workspace(self) -> Workspace:
+        """The task's checkout, reopened from disk when this process has not touched it yet."""
+        try:
+            await self._ensure_workspace()
+        except TaskFailure as exc:
+            raise WorkspaceError(str(exc)) from None
+        assert self.workspace is not None
+        return self.workspace
+
+    async def remove_checkout(self) -> bool:
+        """Delete this task's checkout (its rollout stays); False when it could not be removed."""
+        await self._drop_sandbox()
+        path = Path(self.record.workspace)
+        try:
+            workspace = self.workspace or await Workspace.open(Path(self.record.repo), path, self.id)
+            await workspace.remove()
+        except WorkspaceError as exc:
+            if await asyncio.to_thread(path.exists):
+                self.note(f"could not remove the checkout: {exc}", "warning")
+                return False
+        self.workspace = None
+        self.record.workspace = ""
+        self.record.pruned = True
+        self.ctx.store.put(self.record, urgent=True)
+        return True
+
+    async def get_diff(self) -> OpResult:
+        """The unified diff against the task's start, and its files."""
+        workspace = await self.ensure_workspace()
+        diff = await workspace.diff()
+        data = {"patch": diff.patch, **diff.summary_dict()}
+        return OpResult(True, f"+{diff.added} −{diff.removed}", data)
+
+    async def apply(self, branch: bool, dry_run: bool, branch_name: str | None = None) -> OpResult:
+        """Preflight, apply to the user's tree, or commit to the task's branch."""
+        workspace = await self.ensure_workspace()
+        if dry_run:
+            report = await workspace.preflight()
+        elif branch:
+            report = await workspace.commit_to_branch(branch_name)
+        else:
+            report = await workspace.apply_to_source()
+        data = dataclasses.asdict(report)
+        message = report.message or ("ok" if report.ok else "apply failed")
+        if dry_run:
+            return OpResult(report.ok, message, data)
+        if not report.ok:
+            self.note(message, "error")
+            return OpResult(False, message, data)
+        self.note(message)
+        await self._drop_sandbox()
+        self.set_status("applied", message)
+        return OpResult(True, message, data)
+
+    async def undo(self) -> OpResult:
+        """Restore files and conversation to before the last turn."""
+        if not self.record.checkpoints:
+            return OpResult(False, "nothing to undo: no turn has run yet")
+        workspace = await self.ensure_workspace()
+        checkpoint = self.record.checkpoints[-1]
+        await workspace.restore(checkpoint.id)
+        self.record.checkpoints.pop()
+        if checkpoint.history_len < 0:
+            message = f"Undid turn {checkpoint.turn}: files are back to before it (the conversation was "
+            message += "compacted since, so it stays as it is)."
+        else:
+            await self._truncate_history(checkpoint.history_len)
+            message = f"Undid turn {checkpoint.turn}: files and conversation are back to before it."
+        self.record.turns = max(0, checkpoint.turn - 1)
+        self.note(message)
+        await self.refresh_diff(force=True)
+        self.ctx.store.put(self.record, urgent=True)
+        return OpResult(True, message, {"turn": checkpoint.turn})
+
+    async def _truncate_history(self, length: int) -> None:
+        if self.agent is not None:
+            self.agent.history = self.agent.history[:length]
+            await self.save_history()
+        else:
+            history = await self.ctx.store.load_history(self.id)
+            await self.ctx.store.save_history(self.id, history[:length])
+
+    async def compact(self) -> OpResult:
+        """Summarise the conversation so far to free context."""
+        await self.ensure_workspace()
+        if self.agent is None:
+            await self._build_agent()
+        assert self.agent is not None
+        await self.agent.compact()
+        await self.save_history()
+        return OpResult(True, "compacted")
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line message for an unexpected exception (type name when it has no text)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _WatchedSandbox:
+    """The task's sandbox as the agent sees it: the first SandboxError is reported to the task."""
+
+    def __init__(self, inner: Sandbox, on_error: Callable[[SandboxError], None]) -> None:
+        self.inner = inner
+        self.on_error = on_error
+        self.failed: SandboxError | None = None
+        self.backend = inner.backend
+        self.workdir = inner.workdir
+
+    async def start(self) -> None:
+        """Start the real sandbox."""
+        await self.inner.start()
+
+    async def exec(
+        self,
+        argv: list[str],
+        *,
+        cwd: str | None = None,
+        timeout_s: float = 10.0,
+        on_output: OutputCallback | None = None,
+        env: dict[str, str] | None = None,
+        escalated: bool = False,
+    ) -> ExecResult:
+        """Run in the real sandbox; a SandboxError (the sandbox itself died) is reported, then raised."""
+        if self.failed is not None:
+            raise SandboxError(f"the sandbox is gone ({self.failed})")
+        try:
+            return await self.inner.exec(
+                argv, cwd=cwd, timeout_s=timeout_s, on_output=on_output, env=env, escalated=escalated
+            )
+        except SandboxError as exc:
+            self.failed = exc
+            self.on_error(exc)
+            raise
+
+    async def stop(self) -> None:
+        """Stop the real sandbox."""
+        await self.inner.stop()
+
+    def describe(self) -> str:
+        """The real sandbox's description."""
+        return self.inner.describe()
+
+
+class _SetupLog:
+    """Shows a repository setup script's run as a command item (only if it actually runs)."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.item_id = f"{task.id}-setup-{next(_request_ids)}"
+        self.started = False
+
+    def output(self, stream: Stream, data: bytes) -> None:
+        """Forward a chunk of the script's output (starting the item on the first one)."""
+        if not self.started:
+            self.started = True
+            self.task.emit(ITEM_STARTED, {"item": self._item("in_progress", None)})
+        text = data.decode("utf-8", errors="replace")
+        self.task.emit(OUTPUT_DELTA, {"item_id": self.item_id, "stream": stream, "text": text})
+
+    def finish(self, *, failed: bool) -> None:
+        """Complete the item when the script ran."""
+        if self.started:
+            self.task.emit(
+                ITEM_COMPLETED, {"item": self._item("failed" if failed else "completed", int(failed))}
+            )
+
+    def _item(self, status: str, exit_code: int | None) -> dict[str, Any]:
+        return {
+            "id": self.item_id,
+            "type": ITEM_COMMAND,
+            "command": "repository setup script",
+            "aggregated_output": "",
+            "exit_code": exit_code,
+            "status": status,
+        }

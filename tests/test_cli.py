@@ -1,0 +1,137 @@
+"""The `codex-tui` command line: config errors, `tasks` subcommands, `sandbox status`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from codex_tui.models.scripted import ScriptedServer
+from tests.test_exec import provider_flags, run_cli
+from tests.test_tasks_support import add_file_patch, patch_call, scenario
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScriptedServer]:
+    """A scripted server whose scenarios add a file, or add two in two turns."""
+    scenarios = [
+        scenario(
+            "adds",
+            {"tool_calls": [patch_call(add_file_patch("added.txt", "from the task"))]},
+            {"text": "Added."},
+        ),
+        scenario(
+            "two-turns",
+            {"tool_calls": [patch_call(add_file_patch("one.txt", "1"))]},
+            {"text": "first"},
+            {"tool_calls": [patch_call(add_file_patch("two.txt", "2"))]},
+            {"text": "second"},
+        ),
+    ]
+    srv = ScriptedServer(scenarios).start_in_thread()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize(
+    ("config_text", "args", "expected"),
+    [
+        ("model = 3\n", [], "key 'model': expected a string, got 3"),
+        ("model = [unclosed\n", [], "not valid TOML"),
+        ("", ["-c", "nope=1"], "-c nope=1: unknown key 'nope'"),
+        ("", ["--profile", "fast"], "profile 'fast' not found"),
+        ("", ["-c", "model_provider=nowhere"], "model_provider 'nowhere' is not defined"),
+        ('[model_providers.x]\nwire_api = "grpc"\n', [], "'grpc' is not one of responses, chat"),
+    ],
+)
+def test_config_mistakes_print_one_line_and_exit_2(
+    isolated_home: Path, git_repo: Path, config_text: str, args: list[str], expected: str
+) -> None:
+    (isolated_home / "config.toml").write_text(config_text)
+    result = run_cli("exec", "hi", "-C", str(git_repo), *args, home=isolated_home)
+    assert result.returncode == 2
+    assert result.stderr.startswith("codex-tui: ") and result.stderr.count("\n") == 1, result.stderr
+    assert expected in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_folder_and_bad_attempts_are_reported(isolated_home: Path, tmp_path: Path) -> None:
+    gone = run_cli("exec", "hi", "-C", str(tmp_path / "nope"), home=isolated_home)
+    assert gone.returncode == 1 and "folder not found" in gone.stderr
+    many = run_cli("exec", "hi", "--attempts", "9", home=isolated_home)
+    assert many.returncode == 2 and "--attempts must be from 1 to 4" in many.stderr
+
+
+def _exec(server: ScriptedServer, repo: Path, home: Path, model: str) -> str:
+    result = run_cli(
+        "exec", f"run {model}", "-C", str(repo), "--json", *provider_flags(server.base_url, model), home=home
+    )
+    assert result.returncode == 0, result.stderr
+    return str(json.loads(result.stdout.splitlines()[0])["thread_id"])
+
+
+def test_tasks_list_show_apply_and_prune(server: ScriptedServer, git_repo: Path, isolated_home: Path) -> None:
+    task_id = _exec(server, git_repo, isolated_home, "scripted:adds")
+    listing = run_cli("tasks", "list", home=isolated_home)
+    assert listing.returncode == 0
+    [line] = listing.stdout.splitlines()
+    assert line.startswith(task_id) and " ready " in line and "+1 −0" in line and "run scripted:adds" in line
+
+    show = run_cli("tasks", "show", task_id[:10], home=isolated_home)
+    assert show.returncode == 0, show.stderr
+    assert "› run scripted:adds" in show.stdout and "\nAdded." in show.stdout
+    assert "✎ add added.txt" in show.stdout and "added     added.txt +1 −0" in show.stdout
+
+    dry = run_cli("tasks", "apply", task_id, "--dry-run", home=isolated_home)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "applied: added.txt" in dry.stdout and not (git_repo / "added.txt").exists()
+    applied = run_cli("tasks", "apply", task_id, home=isolated_home)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert (git_repo / "added.txt").read_text() == "from the task\n"
+    assert " applied " in run_cli("tasks", "list", home=isolated_home).stdout
+
+    checkout = isolated_home / "data" / "worktrees" / task_id
+    assert checkout.is_dir()
+    pruned = run_cli("tasks", "prune", home=isolated_home)
+    assert pruned.returncode == 0 and "removed 1 checkout(s)" in pruned.stdout
+    assert not checkout.exists()
+    assert "Added." in run_cli("tasks", "show", task_id, home=isolated_home).stdout
+    again = run_cli("tasks", "resume", task_id, "more", home=isolated_home)
+    assert again.returncode == 1 and "pruned" in again.stderr
+
+
+def test_tasks_resume_and_undo(server: ScriptedServer, git_repo: Path, isolated_home: Path) -> None:
+    task_id = _exec(server, git_repo, isolated_home, "scripted:two-turns")
+    flags = provider_flags(server.base_url, "scripted:two-turns")
+    resumed = run_cli("tasks", "resume", task_id, "and the second file", *flags, home=isolated_home)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == "second\n"
+    assert "+2 −0" in run_cli("tasks", "list", home=isolated_home).stdout
+    undo = run_cli("tasks", "undo", task_id, home=isolated_home)
+    assert undo.returncode == 0 and "Undid turn 2" in undo.stdout
+    assert "+1 −0" in run_cli("tasks", "list", home=isolated_home).stdout
+
+
+def test_unknown_task_is_one_clear_line(isolated_home: Path) -> None:
+    result = run_cli("tasks", "show", "t-nothing", home=isolated_home)
+    assert result.returncode == 1
+    assert result.stderr == "codex-tui: no task matching 't-nothing'\n"
+    assert run_cli("tasks", "list", home=isolated_home).stdout == "no tasks yet\n"
+
+
+def test_sandbox_status_without_an_engine_says_how_to_fix_it(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    result = run_cli("sandbox", "status", home=isolated_home)
+    assert result.returncode == 1
+    assert "Docker engine not reachable at unix:///nonexistent/docker.sock" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version_and_help(isolated_home: Path) -> None:
+    assert run_cli("--version", home=isolated_home).stdout.startswith("codex-tui ")
+    help_text = run_cli("exec", "--help", home=isolated_home).stdout
+    assert "--json" in help_text and "--attempts" in help_text and "--allow-non-git" in help_text
