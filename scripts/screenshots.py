@@ -1,7 +1,7 @@
 """Drive the real app on the demo (headless) and write SVG + PNG screenshots into screenshots/.
 
     python scripts/screenshots.py [--out screenshots] [--size 160x45]
-    python scripts/screenshots.py --record-session tests/__snapshots__/sessions/demo.json
+    python scripts/screenshots.py --record-session tests/data/demo_session.json
 
 Shots: three tasks running, the approval dialog, the diff pane, the sandbox log, the to-do list,
 the compare view of two attempts, and the main view in two more themes. PNGs need rsvg-convert.

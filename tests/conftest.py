@@ -12,7 +12,9 @@ pytest_plugins = ["tests.conftest_docker"]
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Every test gets its own CODEX_TUI_HOME so nothing touches the developer's config or data."""
     home = tmp_path_factory.mktemp("codex-home")
     monkeypatch.setenv("CODEX_TUI_HOME", str(home))
@@ -23,9 +25,7 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 def run_git(repo: Path, *args: str) -> str:
     """Run git in `repo` and return its stdout (raises on failure)."""
-    out = subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    )
+    out = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True)
     return out.stdout
 
 

@@ -43,9 +43,7 @@ def _imports(module: Path) -> list[str]:
     return names
 
 
-SOURCES = sorted(
-    p for p in PACKAGE.rglob("*.py") if "sample_repo" not in p.parts and p.name != "__init__.py"
-)
+SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if "sample_repo" not in p.parts and p.name != "__init__.py")
 
 
 @pytest.mark.parametrize("module", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -25,7 +25,7 @@ from codex_tui.tui.source import RolloutReplay
 from codex_tui.tui.widgets.composer import PromptArea
 from codex_tui.tui.widgets.diff_view import DiffView
 
-SESSION = Path(__file__).parent / "__snapshots__" / "sessions" / "demo.json"
+SESSION = Path(__file__).parent / "data" / "demo_session.json"
 SIZE = (160, 45)
 Snap = Callable[..., bool]
 
