@@ -108,6 +108,27 @@ async def test_cancelling_exec_kills_the_command(tmp_path: Path, kind: str) -> N
     assert not running(marker)
 
 
+async def test_cancelling_while_the_command_starts_leaves_no_process(tmp_path: Path) -> None:
+    """A cancel landing at any point of process start-up kills the command at once."""
+    sandbox = make(tmp_path, "plain")
+    await sandbox.start()
+    markers = []
+    for ticks in range(8):
+        marker = f"sleep 63.{uuid.uuid4().int % 10**6}"
+        markers.append(marker)
+        task = asyncio.create_task(sandbox.exec(["sh", "-c", marker], timeout_s=30))
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        task.cancel()
+        # The cancel must end the command, not wait for its 63 s sleep to finish.
+        done, _ = await asyncio.wait({task}, timeout=10)
+        assert done, f"cancelled after {ticks} ticks, exec still waits for the command"
+        with pytest.raises(asyncio.CancelledError):
+            task.result()
+    await asyncio.sleep(0.1)
+    assert [m for m in markers if running(m)] == []
+
+
 async def test_a_command_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
     sandbox = make(tmp_path, "plain")
     await sandbox.start()

@@ -134,8 +134,8 @@ class LocalSandbox:
             await self.start()
         workdir = self._resolve_cwd(cwd)
         full_argv, run_cwd, command_env = self._command(argv, workdir, env, escalated)
-        try:
-            proc = await asyncio.create_subprocess_exec(
+        spawn = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *full_argv,
                 cwd=run_cwd,
                 env=command_env,
@@ -144,6 +144,14 @@ class LocalSandbox:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
             )
+        )
+        try:
+            # Shielded: a cancellation that lands while the process is being started must not
+            # lose its handle (the command would run on unseen); it is killed below instead.
+            proc = await asyncio.shield(spawn)
+        except asyncio.CancelledError:
+            await _kill_spawned(spawn)
+            raise
         except OSError as exc:
             note = f"cannot run {argv[0]}: {exc.strerror or exc}"
             if on_output is not None:
@@ -252,3 +260,13 @@ def _group_alive(pgid: int) -> bool:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+async def _kill_spawned(spawn: asyncio.Future[asyncio.subprocess.Process]) -> None:
+    """Wait for a spawn whose caller was cancelled, then kill the new process group and reap it."""
+    try:
+        proc = await spawn
+    except OSError:
+        return
+    _signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
