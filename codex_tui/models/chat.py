@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
-
-import openai
 
 from codex_tui.models.base import (
     Completed,
@@ -29,36 +27,22 @@ from codex_tui.models.base import (
     Usage,
 )
 from codex_tui.models.retry import (
-    RetryPolicy,
     StreamFailure,
     iterate_with_idle_timeout,
-    stream_with_retries,
     with_idle_timeout,
 )
-from codex_tui.models.sdk import raw_body
+from codex_tui.models.sdk import WireClient, raw_body
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 FREEFORM_INPUT_DESCRIPTION = "The complete raw input for this tool (for apply_patch: the whole patch text)."
 
 
-class ChatClient:
+class ChatClient(WireClient):
     """A ModelClient for the Chat Completions API; retries per its RetryPolicy."""
 
-    def __init__(self, client: openai.AsyncOpenAI, policy: RetryPolicy | None = None) -> None:
-        self._client = client
-        self.policy = policy or RetryPolicy()
-
-    def __repr__(self) -> str:
-        return f"ChatClient(base_url={str(self._client.base_url)!r})"
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Stream one model call; raises ModelError when it cannot complete."""
-        try:
-            kwargs = request_kwargs(request)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ModelError(f"cannot send the conversation: a history item is malformed ({exc!r})") from None
-        async for event in stream_with_retries(lambda: self._attempt(kwargs), self.policy):
-            yield event
+    def build_kwargs(self, request: ModelRequest) -> dict[str, Any]:
+        """The keyword arguments of the SDK call for one request."""
+        return request_kwargs(request)
 
     async def _attempt(self, kwargs: dict[str, Any]) -> AsyncGenerator[ModelEvent, None]:
         timeout = self.policy.idle_timeout_s

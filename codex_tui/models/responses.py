@@ -6,10 +6,8 @@ a request whose `input` starts with the previous one: prompt caching stays effec
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
-
-import openai
 
 from codex_tui.models.base import (
     Completed,
@@ -24,38 +22,24 @@ from codex_tui.models.base import (
     Usage,
 )
 from codex_tui.models.retry import (
-    RetryPolicy,
     StreamFailure,
     iterate_with_idle_timeout,
     retry_after_from_message,
-    stream_with_retries,
     with_idle_timeout,
 )
-from codex_tui.models.sdk import raw_body
+from codex_tui.models.sdk import WireClient, raw_body
 
 RETRYABLE_CODES = frozenset(
     {"server_error", "rate_limit_exceeded", "internal_error", "overloaded", "slow_down"}
 )
 
 
-class ResponsesClient:
+class ResponsesClient(WireClient):
     """A ModelClient for the Responses API; retries per its RetryPolicy."""
 
-    def __init__(self, client: openai.AsyncOpenAI, policy: RetryPolicy | None = None) -> None:
-        self._client = client
-        self.policy = policy or RetryPolicy()
-
-    def __repr__(self) -> str:
-        return f"ResponsesClient(base_url={str(self._client.base_url)!r})"
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """Stream one model call; raises ModelError when it cannot complete."""
-        try:
-            kwargs = request_kwargs(request)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ModelError(f"cannot send the conversation: a history item is malformed ({exc!r})") from None
-        async for event in stream_with_retries(lambda: self._attempt(kwargs), self.policy):
-            yield event
+    def build_kwargs(self, request: ModelRequest) -> dict[str, Any]:
+        """The keyword arguments of the SDK call for one request."""
+        return request_kwargs(request)
 
     async def _attempt(self, kwargs: dict[str, Any]) -> AsyncGenerator[ModelEvent, None]:
         timeout = self.policy.idle_timeout_s
