@@ -3,11 +3,13 @@
     .venv/bin/python bench/bench_sandbox.py [--runs 10] [--exec-runs 30] [--setup-seconds 20]
 
 Measures:
-- ready: DockerSandbox.start() until a command can run (container created and running), median of N;
-  also the first `true` right after it.
-- eight: 8 sandboxes started at once, time until all are ready.
+- ready: a task's start-up as the task manager does it: its git checkout (Workspace.create of a
+  repository with uncommitted changes) and DockerSandbox.start() until a command can run; median of
+  N, with the two parts; also the first `true` right after it.
+- eight: 8 task start-ups (checkout + container) at once, time until all are ready.
 - exec overhead: DockerSandbox.exec(["true"]) vs a bare `docker exec <id> true` subprocess in the
-  same container, interleaved, medians and their ratio.
+  same container, interleaved, medians and their ratio (the budget); for reference also the raw
+  SDK calls (exec_create + exec_start, no streaming, no kill support) in the same run.
 - cached env: ensure_env_image + start with a `sleep N` setup script, cold vs cached.
 
 Writes bench/results/sandbox.json: each measure with its budget and pass/fail.
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -32,51 +35,94 @@ from codex_tui.sandbox.base import SandboxSpec
 from codex_tui.sandbox.docker import DockerSandbox
 from codex_tui.sandbox.engine import shared_client
 from codex_tui.sandbox.image import DEFAULT_IMAGE, ensure_default_image, ensure_env_image
+from codex_tui.workspace.git import Workspace
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sandbox.json"
 BUDGET_READY_S = 0.6
 BUDGET_EIGHT_S = 2.5
 BUDGET_EXEC_RATIO = 1.2
 BUDGET_CACHE_SPEEDUP = 10.0
+REPO_FILES = 200
 
 
-def sandbox(workspace: Path, name: str, image: str = DEFAULT_IMAGE) -> DockerSandbox:
-    """An unstarted sandbox on the bench workspace."""
-    return DockerSandbox(SandboxSpec(task_id=f"bench-{name}", workspace=workspace, image=image))
+def sandbox(
+    workspace: Path, name: str, image: str = DEFAULT_IMAGE, mounts: list[Path] | None = None
+) -> DockerSandbox:
+    """An unstarted sandbox on a workspace (with the checkout's read-only mounts)."""
+    spec = SandboxSpec(
+        task_id=f"bench-{name}", workspace=workspace, image=image, extra_ro_mounts=mounts or []
+    )
+    return DockerSandbox(spec)
 
 
-async def measure_ready(workspace: Path, runs: int) -> dict[str, Any]:
-    """Median time from start() to a running container, and to the end of a first `true`."""
+def make_repo(path: Path, files: int = REPO_FILES) -> Path:
+    """A user repository: `files` committed files, one modified and one untracked."""
+    path.mkdir(parents=True)
+    for i in range(files):
+        target = path / f"pkg{i % 10}" / f"mod{i}.py"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(f"def f{i}():\n    return {i}\n" * 20)
+    git = ["git", "-C", str(path), "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "initial"], check=True)
+    (path / "pkg0" / "mod0.py").write_text("def f0():\n    return 'changed'\n")
+    (path / "notes.txt").write_text("untracked\n")
+    return path
+
+
+async def start_task(repo: Path, root: Path, name: str) -> tuple[Workspace, DockerSandbox, float]:
+    """Checkout + container, as a task starts; returns them and the checkout's share of the time."""
+    started = time.perf_counter()
+    workspace = await Workspace.create(repo, root / name, f"bench-{name}")
+    checkout_s = time.perf_counter() - started
+    box = sandbox(workspace.path, name, mounts=workspace.extra_ro_mounts)
+    await box.start()
+    return workspace, box, checkout_s
+
+
+async def measure_ready(root: Path, runs: int) -> dict[str, Any]:
+    """Median time from nothing to checkout made + container running, and to the end of a first `true`."""
+    repo = make_repo(root / "ready-repo")
     ready: list[float] = []
+    checkouts: list[float] = []
     first_command: list[float] = []
     for i in range(runs):
-        box = sandbox(workspace, f"ready-{i}")
         started = time.perf_counter()
-        await box.start()
+        workspace, box, checkout_s = await start_task(repo, root, f"ready-{i}")
         ready.append(time.perf_counter() - started)
-        await box.exec(["true"])
+        checkouts.append(checkout_s)
+        assert (await box.exec(["git", "status", "--porcelain"])).exit_code == 0
         first_command.append(time.perf_counter() - started)
         await box.stop()
+        await workspace.remove()
     median = statistics.median(ready)
     return {
         "runs": runs,
+        "repo": f"{REPO_FILES} committed files, one modified, one untracked",
         "median_s": round(median, 4),
         "max_s": round(max(ready), 4),
+        "median_checkout_s": round(statistics.median(checkouts), 4),
+        "median_container_s": round(
+            statistics.median(r - c for r, c in zip(ready, checkouts, strict=True)), 4
+        ),
         "median_with_first_command_s": round(statistics.median(first_command), 4),
+        "first_command": "git status --porcelain",
         "budget_s": BUDGET_READY_S,
         "pass": median <= BUDGET_READY_S,
     }
 
 
-async def measure_eight(workspace: Path) -> dict[str, Any]:
-    """Eight sandboxes started together: time until every one is ready."""
-    boxes = [sandbox(workspace, f"eight-{i}") for i in range(8)]
+async def measure_eight(root: Path) -> dict[str, Any]:
+    """Eight task start-ups (checkout + container) together: time until every one is ready."""
+    repo = make_repo(root / "eight-repo")
     started = time.perf_counter()
-    await asyncio.gather(*(box.start() for box in boxes))
+    tasks = await asyncio.gather(*(start_task(repo, root, f"eight-{i}") for i in range(8)))
     all_ready = time.perf_counter() - started
-    await asyncio.gather(*(box.exec(["true"]) for box in boxes))
+    await asyncio.gather(*(box.exec(["true"]) for _ws, box, _c in tasks))
     with_command = time.perf_counter() - started
-    await asyncio.gather(*(box.stop() for box in boxes))
+    await asyncio.gather(*(box.stop() for _ws, box, _c in tasks))
+    await asyncio.gather(*(ws.remove() for ws, _box, _c in tasks))
     return {
         "all_ready_s": round(all_ready, 4),
         "all_ran_first_command_s": round(with_command, 4),
@@ -91,6 +137,8 @@ async def measure_exec_overhead(workspace: Path, runs: int) -> dict[str, Any]:
     await box.start()
     ours: list[float] = []
     bare: list[float] = []
+    raw: list[float] = []
+    api = shared_client().api
     try:
         for _ in range(3):
             await box.exec(["true"])
@@ -103,6 +151,9 @@ async def measure_exec_overhead(workspace: Path, runs: int) -> dict[str, Any]:
             proc = await asyncio.create_subprocess_exec("docker", "exec", str(box.container_id), "true")
             await proc.wait()
             bare.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await asyncio.to_thread(_raw_exec, api, str(box.container_id))
+            raw.append(time.perf_counter() - started)
     finally:
         await box.stop()
     ratio = statistics.median(ours) / statistics.median(bare)
@@ -110,7 +161,9 @@ async def measure_exec_overhead(workspace: Path, runs: int) -> dict[str, Any]:
         "runs": runs,
         "sandbox_exec_median_ms": round(statistics.median(ours) * 1000, 1),
         "docker_exec_cli_median_ms": round(statistics.median(bare) * 1000, 1),
+        "raw_sdk_exec_median_ms": round(statistics.median(raw) * 1000, 1),
         "ratio": round(ratio, 3),
+        "ratio_to_raw_sdk": round(statistics.median(ours) / statistics.median(raw), 3),
         "budget_ratio": BUDGET_EXEC_RATIO,
         "pass": ratio <= BUDGET_EXEC_RATIO,
     }
@@ -141,6 +194,13 @@ async def measure_cached_env(workspace: Path, setup_seconds: int) -> dict[str, A
         "budget_speedup": BUDGET_CACHE_SPEEDUP,
         "pass": speedup >= BUDGET_CACHE_SPEEDUP,
     }
+
+
+def _raw_exec(api: docker.APIClient, container_id: str) -> None:
+    """The least the engine needs for one command: create the exec, run it, read its exit code."""
+    exec_id = api.exec_create(container_id, ["true"])["Id"]
+    api.exec_start(exec_id)
+    assert api.exec_inspect(exec_id)["ExitCode"] == 0
 
 
 def _remove_image(tag: str) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -49,7 +51,7 @@ CONNECT = """
 import socket, sys, errno
 s = socket.socket(); s.settimeout(2)
 try:
-    s.connect((sys.argv[1], 9))
+    s.connect((sys.argv[1], int(sys.argv[2])))
     print("connected")
 except OSError as e:
     print(errno.errorcode.get(e.errno, str(e)))
@@ -121,17 +123,30 @@ async def test_cancelling_exec_kills_the_command_inside(make_docker_sandbox) -> 
     assert code == 0 and "sleep 43" not in ps
 
 
-async def test_network_is_off_unless_full_access(make_docker_sandbox, docker_engine) -> None:
+@pytest.fixture
+def host_listener() -> Iterator[int]:
+    """A TCP port listening on every address of this host (its loopback included)."""
+    with socket.create_server(("0.0.0.0", 0)) as server:
+        yield int(server.getsockname()[1])
+
+
+async def test_network_is_off_unless_full_access(
+    make_docker_sandbox, docker_engine, host_listener: int
+) -> None:
     gateway = bridge_gateway(docker_engine)
     sandbox = make_docker_sandbox(mode="auto")
     await sandbox.start()
-    for target in (gateway, "1.1.1.1"):
-        _code, text = await run(sandbox, f"python3 -c '{CONNECT}' {target}")
-        assert text.strip() == "ENETUNREACH", f"{target}: {text}"
+    for target, expected in (
+        (gateway, "ENETUNREACH"),
+        ("1.1.1.1", "ENETUNREACH"),
+        ("127.0.0.1", "ECONNREFUSED"),
+    ):
+        _code, text = await run(sandbox, f"python3 -c '{CONNECT}' {target} {host_listener}")
+        assert text.strip() == expected, f"{target}: {text}"
     open_sandbox = make_docker_sandbox(mode="full-access")
     await open_sandbox.start()
-    _code, text = await run(open_sandbox, f"python3 -c '{CONNECT}' {gateway}")
-    assert text.strip() in ("connected", "ECONNREFUSED"), text
+    _code, text = await run(open_sandbox, f"python3 -c '{CONNECT}' {gateway} {host_listener}")
+    assert text.strip() == "connected", "with the network on, the same host port is reachable"
 
 
 async def test_read_only_mode_refuses_writes_to_workspace_and_root(
@@ -274,6 +289,28 @@ async def test_container_is_labelled_and_limited(make_docker_sandbox, docker_eng
     assert host["Memory"] == host["MemorySwap"] == 300 * 1024 * 1024
     assert info["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
     assert "no secrets" in sandbox.describe() and "network off" in sandbox.describe()
+
+
+async def test_container_expires_and_removes_itself_after_its_ttl(
+    docker_engine, sandbox_image: str, sandbox_workspace: Path
+) -> None:
+    spec = SandboxSpec(task_id="ttl-task", workspace=sandbox_workspace, image=sandbox_image)
+    sandbox = DockerSandbox(spec, ttl_s=1)
+    await sandbox.start()
+    container_id = sandbox.container_id
+    try:
+        assert docker_engine.api.inspect_container(container_id)["Config"]["Cmd"] == ["sleep", "1"]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                await asyncio.to_thread(docker_engine.api.inspect_container, container_id)
+            except docker.errors.NotFound:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail("the container outlived its TTL")
+    finally:
+        await sandbox.stop()
 
 
 async def test_sweep_removes_containers_whose_owner_is_gone(docker_engine, sandbox_image: str) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -10,8 +14,10 @@ import pytest
 
 from codex_tui import protocol as p
 from codex_tui.models.scripted import ScriptedServer
+from codex_tui.sandbox.engine import LABEL, LABEL_OWNER_PID, LABEL_OWNER_START, LABEL_TASK
 from tests.test_tasks_support import (
     add_file_patch,
+    assert_rollout_holds,
     patch_call,
     scenario,
     scripted_config,
@@ -63,5 +69,110 @@ async def test_killed_container_fails_the_task_and_a_follow_up_resumes_in_a_new_
     assert cat["command"] == "cat kept.txt" and cat["exit_code"] == 0 and "kept" in cat["aggregated_output"]
     assert log.items(task_id, p.ITEM_AGENT_MESSAGE)[-1]["text"] == "resumed in a new container"
     assert [f["path"] for f in files] == ["kept.txt"]
+    assert_rollout_holds(cfg, task_id, log)
     left = docker_engine.api.containers(all=True, filters={"id": infos[1].data["container_id"]})
     assert left == [], "closing the manager removes the task's container"
+
+
+@pytest.fixture
+def env_images(docker_engine: docker.DockerClient) -> Iterator[list[str]]:
+    """Setup images a test made; removed afterwards."""
+    tags: list[str] = []
+    yield tags
+    for tag in set(tags):
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_engine.images.remove(tag, force=True)
+
+
+async def test_setup_script_streams_to_the_task_log_runs_once_and_has_network(
+    git_repo: Path, isolated_home: Path, sandbox_image: str, env_images: list[str]
+) -> None:
+    (git_repo / ".codex-tui").mkdir()
+    (git_repo / ".codex-tui" / "setup.sh").write_text(
+        f"# {uuid.uuid4().hex}\necho preparing-the-env\nls /sys/class/net > /opt/setup-net\n"
+    )
+    reads = scenario("reads", {"tool_calls": [shell_call("cat", "/opt/setup-net")]}, {"text": "read it"})
+    async with ScriptedServer([reads]) as srv:
+        cfg = scripted_config(
+            isolated_home, srv.base_url, sandbox_backend="docker", sandbox_image=sandbox_image
+        )
+        async with started_manager(cfg, git_repo) as (manager, log):
+            [first] = await submit(manager, "first task", model="scripted:reads")
+            assert await manager.wait_for(first, timeout=60) == "ready", manager.tasks()[0]["message"]
+            [second] = await submit(manager, "second task", model="scripted:reads")
+            assert await manager.wait_for(second, timeout=60) == "ready"
+    images = [log.of(t, p.SANDBOX_INFO)[0].data["image"] for t in (first, second)]
+    env_images.extend(images)
+    assert images[0] == images[1] and images[0].startswith("codex-tui-env:")
+    [setup] = log.items(first, p.ITEM_COMMAND)[:1]
+    assert setup["command"] == "repository setup script" and setup["status"] == "completed"
+    streamed = "".join(
+        e.data["text"] for e in log.of(first, p.OUTPUT_DELTA) if e.data["item_id"] == setup["id"]
+    )
+    assert "preparing-the-env" in streamed
+    assert [i["command"] for i in log.items(second, p.ITEM_COMMAND)] == ["cat /opt/setup-net"], "cached"
+    for task_id in (first, second):
+        cat = log.items(task_id, p.ITEM_COMMAND)[-1]
+        assert cat["exit_code"] == 0 and "eth0" in cat["aggregated_output"], "setup ran with the network on"
+
+
+async def test_failing_setup_fails_the_task_with_its_log(
+    git_repo: Path, isolated_home: Path, sandbox_image: str, docker_engine: docker.DockerClient
+) -> None:
+    script = f"# {uuid.uuid4().hex}\necho fetching-deps\necho 'E: no such package: flux' >&2\nexit 3\n"
+    async with ScriptedServer([scenario("never", {"text": "unreachable"})]) as srv:
+        cfg = scripted_config(
+            isolated_home, srv.base_url, sandbox_backend="docker", sandbox_image=sandbox_image, setup=script
+        )
+        async with started_manager(cfg, git_repo) as (manager, log):
+            [task_id] = await submit(manager, "needs setup", model="scripted:never")
+            assert await manager.wait_for(task_id, timeout=60) == "failed"
+            message = manager.tasks()[0]["message"]
+    assert message.startswith("sandbox setup failed: the setup script failed (exit 3)")
+    assert "fetching-deps" in message and "E: no such package: flux" in message
+    [setup] = log.items(task_id, p.ITEM_COMMAND)
+    assert setup["command"] == "repository setup script" and setup["status"] == "failed"
+    assert srv.model_requests() == [], "the model is not called when the environment cannot be made"
+    assert docker_engine.api.containers(all=True, filters={"label": f"codex-tui.task={task_id}"}) == []
+
+
+async def test_prune_removes_a_finished_docker_tasks_container_and_checkout(
+    git_repo: Path, isolated_home: Path, sandbox_image: str, docker_engine: docker.DockerClient
+) -> None:
+    async with ScriptedServer([scenario("quick", {"text": "done"})]) as srv:
+        cfg = scripted_config(
+            isolated_home, srv.base_url, sandbox_backend="docker", sandbox_image=sandbox_image
+        )
+        async with started_manager(cfg, git_repo) as (manager, log):
+            [task_id] = await submit(manager, "quick one", model="scripted:quick")
+            assert await manager.wait_for(task_id, timeout=30) == "ready"
+            container_id = log.of(task_id, p.SANDBOX_INFO)[0].data["container_id"]
+            checkout = Path(manager.store.records[task_id].workspace)
+            assert docker_engine.api.inspect_container(container_id)["State"]["Running"]
+            assert (await manager.prune())["checkouts"] == 1
+            with pytest.raises(docker.errors.NotFound):
+                docker_engine.api.inspect_container(container_id)
+            assert not checkout.exists()
+            assert [e.type for e in await manager.task_events(task_id)][:1] == [p.TASK_CREATED]
+
+
+async def test_start_up_sweeps_containers_left_by_a_crashed_app(
+    git_repo: Path, isolated_home: Path, sandbox_image: str, docker_engine: docker.DockerClient
+) -> None:
+    crashed = subprocess.Popen(["true"])
+    crashed.wait()
+    labels = {LABEL: "1", LABEL_TASK: "t-crashed", LABEL_OWNER_PID: str(crashed.pid), LABEL_OWNER_START: "1"}
+    stale = docker_engine.containers.run(
+        sandbox_image, "sleep 300", detach=True, labels=labels, network_mode="none"
+    )
+    try:
+        async with ScriptedServer([]) as srv:
+            cfg = scripted_config(
+                isolated_home, srv.base_url, sandbox_backend="docker", sandbox_image=sandbox_image
+            )
+            async with started_manager(cfg, git_repo):
+                with pytest.raises(docker.errors.NotFound):
+                    docker_engine.api.inspect_container(stale.id)
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            stale.remove(force=True)

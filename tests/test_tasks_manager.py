@@ -6,14 +6,18 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from codex_tui import protocol as p
 from codex_tui.models.scripted import ScriptedServer
 from tests.conftest import run_git
 from tests.test_tasks_support import (
+    add_file_patch,
     adds_file,
     patch_call,
     scenario,
     scripted_config,
+    shell_call,
     started_manager,
     submit,
 )
@@ -171,6 +175,39 @@ async def test_apply_to_tree_and_commit_to_branch_through_operations(
     assert not (git_repo / "y.txt").exists()
 
 
+async def test_diff_updated_follows_each_file_changing_tool_call(git_repo: Path, isolated_home: Path) -> None:
+    steps = scenario(
+        "steps",
+        {"tool_calls": [patch_call(add_file_patch("a.txt", "one"))]},
+        {
+            "delay_ms": 500,
+            "tool_calls": [shell_call("sh", "-c", "printf 'x\\ny\\n' > b.txt; sed -i 1d README.md")],
+        },
+        {"text": "done"},
+    )
+    async with ScriptedServer([steps]) as srv:
+        cfg = scripted_config(isolated_home, srv.base_url)
+        async with started_manager(cfg, git_repo) as (manager, log):
+            [task_id] = await submit(manager, "two edits", model="scripted:steps")
+            assert await manager.wait_for(task_id, timeout=30) == "ready"
+    diffs = log.of(task_id, p.DIFF_UPDATED)
+    shell_started = next(
+        e.seq for e in log.of(task_id, p.ITEM_STARTED) if e.data["item"]["type"] == p.ITEM_COMMAND
+    )
+    first = diffs[0]
+    assert first.seq < shell_started, "a diff follows the patch, before the next tool runs"
+    assert [(f["path"], f["status"], f["added"], f["removed"]) for f in first.data["files"]] == [
+        ("a.txt", "added", 1, 0)
+    ]
+    last = diffs[-1].data
+    assert sorted((f["path"], f["added"], f["removed"]) for f in last["files"]) == [
+        ("README.md", 0, 1),
+        ("a.txt", 1, 0),
+        ("b.txt", 2, 0),
+    ]
+    assert (last["added"], last["removed"]) == (3, 1)
+
+
 async def test_undo_restores_files_and_history_of_the_last_turn(git_repo: Path, isolated_home: Path) -> None:
     two_turns = scenario(
         "two",
@@ -217,6 +254,37 @@ async def test_folder_outside_git_fails_clearly_unless_allowed(tmp_path: Path, i
         async with started_manager(cfg, plain, allow_non_git=True) as (manager, _log):
             [task_id] = await submit(manager, "work here", model="scripted:n")
             assert await manager.wait_for(task_id, timeout=30) == "ready"
+
+
+async def test_docker_backend_without_an_engine_fails_the_task_with_one_clear_message(
+    git_repo: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    async with ScriptedServer([adds_file("d", "d.txt")]) as srv:
+        cfg = scripted_config(isolated_home, srv.base_url, sandbox_backend="docker")
+        async with started_manager(cfg, git_repo) as (manager, log):
+            [task_id] = await submit(manager, "needs docker", model="scripted:d")
+            assert await manager.wait_for(task_id, timeout=30) == "failed"
+            [error] = log.of(task_id, p.ERROR)
+    message = error.data["message"]
+    assert "Docker engine not reachable at unix:///nonexistent/docker.sock" in message
+    assert "sudo apt-get install docker.io" in message and "--sandbox-backend local" in message
+    assert "Traceback" not in message and "\n" not in message
+    assert srv.model_requests() == []
+
+
+async def test_auto_backend_without_an_engine_runs_locally_and_says_so(
+    git_repo: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    async with ScriptedServer([adds_file("a", "a.txt")]) as srv:
+        cfg = scripted_config(isolated_home, srv.base_url, sandbox_backend="auto")
+        async with started_manager(cfg, git_repo) as (manager, log):
+            [task_id] = await submit(manager, "anywhere", model="scripted:a")
+            assert await manager.wait_for(task_id, timeout=30) == "ready"
+    [note] = [e.data["message"] for e in log.of(task_id, p.NOTE) if e.data.get("level") == "warning"]
+    assert "Docker engine not reachable" in note and "local backend" in note
+    assert log.of(task_id, p.SANDBOX_INFO)[0].data["backend"] == "local"
 
 
 async def test_model_failure_fails_only_that_task(git_repo: Path, isolated_home: Path) -> None:

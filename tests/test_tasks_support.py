@@ -117,3 +117,12 @@ async def submit(manager: TaskManager, prompt: str, **data: Any) -> list[str]:
     result = await manager.submit(p.Op(p.OP_SUBMIT, data={"prompt": prompt, **data}))
     assert result.ok, result.message
     return list(result.data["task_ids"])
+
+
+def assert_rollout_holds(cfg: Config, task_id: str, log: EventLog) -> None:
+    """Every event the front end saw is in the task's rollout file, in order, nothing missing."""
+    rollout = cfg.data_dir / "rollouts" / f"{task_id}.jsonl"
+    stored = [p.Event.from_json(line) for line in rollout.read_text().splitlines()]
+    seen = log.of(task_id)
+    assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+    assert [(e.seq, e.type, e.data) for e in stored] == [(e.seq, e.type, e.data) for e in seen]

@@ -35,6 +35,7 @@ from codex_tui.sandbox.engine import (
     LABEL_OWNER_HOST,
     LABEL_TASK,
     ClientFactory,
+    EngineLost,
     get_client,
     in_thread,
     owner_alive,
@@ -63,11 +64,37 @@ _KILLER = (
 )
 _OOM_PROBE = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
 
+_orphans: dict[str, docker.DockerClient] = {}
+"""Containers that could not be removed because the engine was gone, with the client to remove
+them by: retried when a sandbox on that engine starts or stops, and by the sweep."""
+
 
 async def sweep_stale_containers(client_factory: ClientFactory | None = None) -> list[str]:
     """Remove codex-tui containers whose owner process on this host is gone; returns their ids."""
     client = await get_client(client_factory)
-    return await in_thread(_sweep, client)
+    return await reap_orphans(client) + await in_thread(_sweep, client)
+
+
+async def reap_orphans(client: docker.DockerClient) -> list[str]:
+    """Remove the containers left behind while this client's engine was unreachable; returns their ids."""
+    removed: list[str] = []
+    for container_id in [cid for cid, owner in _orphans.items() if owner is client]:
+        del _orphans[container_id]
+        if await remove_container(client, container_id):
+            removed.append(container_id)
+        else:
+            break  # the engine is still gone: keep the rest for later
+    return removed
+
+
+async def remove_container(client: docker.DockerClient, container_id: str) -> bool:
+    """Force-remove a container; when the engine is unreachable, remember it for later and return False."""
+    try:
+        await in_thread(_remove_quietly, client, container_id)
+    except EngineLost:
+        _orphans[container_id] = client
+        return False
+    return True
 
 
 def _sweep(client: docker.DockerClient) -> list[str]:
@@ -172,19 +199,24 @@ class DockerSandbox:
                 return
             client = await get_client(self._client_factory)
             self._client = client
+            await reap_orphans(client)
             container_id = await in_thread(self._create, client, f"sleep {self.ttl_s}", False)
             if self._stopped:
-                await in_thread(_remove_quietly, client, container_id)
+                await remove_container(client, container_id)
                 raise SandboxError(f"the sandbox for task {self.spec.task_id} was stopped while starting")
             self.container_id = container_id
 
     async def stop(self) -> None:
-        """Remove the container (killing what runs in it); safe to call twice."""
+        """Remove the container (killing what runs in it); safe to call twice, never raises.
+
+        When the engine is unreachable the container is removed as soon as it answers again.
+        """
         self._stopped = True
         container_id, self.container_id = self.container_id, None
         if container_id is None or self._client is None:
             return
-        await in_thread(_remove_quietly, self._client, container_id)
+        if await remove_container(self._client, container_id):
+            await reap_orphans(self._client)
 
     def describe(self) -> str:
         """One line: image, container, network, workspace access, limits."""
@@ -325,7 +357,7 @@ class DockerSandbox:
         it also stops a fork bomb that fills the pids limit. Otherwise a small exec does it inside.
         """
         assert self._client is not None
-        with contextlib.suppress(DockerException):
+        with contextlib.suppress(DockerException, SandboxError):
             info = await in_thread(self._client.api.exec_inspect, exec_id)
             pid = int(info.get("Pid") or 0) if self.kill_from_host else 0
             if pid and await asyncio.to_thread(_group_in_container, pid, self.container_id or ""):
@@ -470,7 +502,7 @@ class DockerSandbox:
             try:
                 result = await asyncio.wait_for(in_thread(client.api.wait, container_id), max(timeout_s, 0.0))
             except TimeoutError:
-                await in_thread(_remove_quietly, client, container_id)
+                await remove_container(client, container_id)
                 note = f"timed out after {timeout_s:g} s"
                 return ExecResult(TIMEOUT_EXIT_CODE, time.monotonic() - started, timed_out=True, note=note)
             with contextlib.suppress(TimeoutError):
@@ -481,7 +513,7 @@ class DockerSandbox:
             raise SandboxError(f"the escalated command could not run: {_explain(exc)}") from None
         finally:
             relay.close()
-            await asyncio.shield(in_thread(_remove_quietly, client, container_id))
+            await asyncio.shield(remove_container(client, container_id))
 
     def _create_sibling(
         self, client: docker.DockerClient, argv: list[str], cwd: str | None, env: dict[str, str] | None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import docker
+import requests
 from docker.errors import DockerException
 
 from codex_tui.sandbox.base import SandboxError
@@ -72,10 +73,24 @@ _clients: dict[str, docker.DockerClient] = {}
 _clients_lock = threading.Lock()
 
 
+class EngineLost(SandboxError):
+    """The engine stopped answering (socket gone, connection refused or cut, no reply in time)."""
+
+
+ENGINE_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+"""What the SDK raises when the engine is not there any more (these are not DockerExceptions)."""
+
+
 async def in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a blocking docker call in the docker worker pool (never on the event loop)."""
+    """Run a blocking docker call in the docker worker pool (never on the event loop).
+
+    An engine that stopped answering becomes :class:`EngineLost` with a message naming it.
+    """
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_POOL, lambda: fn(*args, **kwargs))
+    try:
+        return await loop.run_in_executor(_POOL, lambda: fn(*args, **kwargs))
+    except ENGINE_ERRORS as exc:
+        raise EngineLost(engine_lost_message(exc)) from None
 
 
 def engine_location() -> str:
@@ -92,6 +107,38 @@ def engine_unreachable_message(reason: object) -> str:
         "(`sudo apt-get install docker.io`), or point DOCKER_HOST at a running engine. "
         "`--sandbox-backend local` works without Docker."
     )
+
+
+def engine_lost_message(reason: BaseException) -> str:
+    """The engine answered before and does not now: say which engine, why, and how to bring it back."""
+    return (
+        f"the Docker engine at {engine_location()} stopped answering ({connection_reason(reason)}); "
+        "start it again (`sudo systemctl start docker`, or `sudo dockerd &`)"
+    )
+
+
+def connection_reason(exc: BaseException) -> str:
+    """A short reason for a requests/urllib3 connection error: "Connection aborted: Connection refused"."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "no reply in time"
+    phrase, cause = "", ""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:  # breadth first through args, reasons and causes: the deepest OS error wins
+        item = pending.pop(0)
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, str) and not phrase and len(item) <= 60:
+            phrase = item.strip().rstrip(".")
+        if not isinstance(item, BaseException):
+            continue
+        if isinstance(item, OSError) and item.strerror:
+            cause = item.strerror
+        pending.extend(item.args)
+        links = (getattr(item, "reason", None), item.__cause__, item.__context__)
+        pending.extend(link for link in links if link is not None)
+    return ": ".join(dict.fromkeys(part for part in (phrase, cause) if part)) or _short_reason(exc)
 
 
 def _short_reason(reason: object) -> str:

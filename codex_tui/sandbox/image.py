@@ -597,7 +597,7 @@ async def _run_setup(
     except DockerException as exc:
         raise SandboxError(f"the setup script could not run: {exc}\n{emit.tail_text()}") from None
     finally:
-        with contextlib.suppress(DockerException):
+        with contextlib.suppress(DockerException, SandboxError):  # the engine may be gone: swept later
             await in_thread(api.remove_container, container_id, force=True)
 
 
@@ -626,7 +626,7 @@ async def _wait_exit(client: docker.DockerClient, container_id: str, emit: _Emit
     try:
         result = await asyncio.wait_for(in_thread(client.api.wait, container_id), timeout_s)
     except TimeoutError:
-        with contextlib.suppress(DockerException):
+        with contextlib.suppress(DockerException, SandboxError):
             await in_thread(client.api.kill, container_id)
         message = f"the setup script did not finish in {timeout_s:.0f} s:\n{emit.tail_text()}"
         raise SandboxError(message) from None

@@ -534,13 +534,16 @@ class TaskManager:
                 task.steer(text, images)
                 return OpResult(True, "steering the running turn")
             return OpResult(False, f"task {task.id} is starting; send the message when it runs")
+        # A message whose turn never reached the agent (the sandbox failed to start…) goes first.
+        earlier = record.unsent or (record.prompt if record.turns == 0 else "")
         if record.turns == 0:
-            text = f"{record.prompt}\n\n{text}" if text else record.prompt
             images = record.images + images
             message = "task restarted"
         else:
-            text = text or CONTINUE_TEXT
             message = "follow-up queued"
+        if earlier:
+            text = f"{earlier}\n\n{text}" if text else earlier
+        text = text or CONTINUE_TEXT
         self._enqueue(task, text, images)
         return OpResult(True, message)
 
@@ -563,6 +566,7 @@ class TaskManager:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task.runner
         await task.stop()
+        task.record.unsent = ""  # the user took the message back
         task.set_status("failed", "interrupted while starting")
         return OpResult(True, "interrupted while starting")
 

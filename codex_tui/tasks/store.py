@@ -72,6 +72,8 @@ class TaskRecord:
     """The checkout was deleted by `tasks prune`; the rollout stays browsable."""
     owner_pid: int = 0
     """The process that last ran a turn of this task (tells a crash from another live app)."""
+    unsent: str = ""
+    """A message whose turn failed before it reached the agent (sandbox down…): sent with the next one."""
 
     def summary(self) -> dict[str, Any]:
         """Plain JSON summary for front ends (no checkout paths or checkpoints)."""

@@ -136,9 +136,13 @@ class Task:
     # --- one turn ----------------------------------------------------------------------------
 
     async def run_turn(self, text: str, images: list[str]) -> None:
-        """Start up if needed, run one agent turn, checkpoint, and settle the status."""
+        """Start up if needed, run one agent turn, checkpoint, and settle the status.
+
+        Until the agent has the message it stays in `record.unsent`, so a start-up failure loses nothing.
+        """
         self._interrupted = False
         self.record.owner_pid = os.getpid()
+        self.record.unsent = text
         try:
             await self._ensure_ready()
             assert self.agent is not None and self.workspace is not None
@@ -148,6 +152,7 @@ class Task:
             self.record.checkpoints.append(
                 Checkpoint(checkpoint_id, len(self.agent.history), self.record.turns)
             )
+            self.record.unsent = ""
             result = await self.agent.run_turn(text, [Path(p) for p in images])
         except asyncio.CancelledError:
             await self._after_turn_io()
