@@ -23,8 +23,14 @@ pytestmark = [
 class Pane:
     """One detached tmux session running the app."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, backend: str, bells: Path) -> None:
         self.name = name
+        self.backend = backend
+        self.bell_file = bells
+
+    def bells(self) -> int:
+        """How many terminal bells tmux has seen in this session."""
+        return len(self.bell_file.read_text().splitlines()) if self.bell_file.exists() else 0
 
     def tmux(self, *args: str) -> str:
         """Run a tmux command against this session."""
@@ -56,43 +62,62 @@ class Pane:
         raise AssertionError(f"timed out waiting for {what}; the pane shows:\n{text}")
 
 
-@pytest.fixture
-def pane(tmp_path: Path) -> Iterator[Pane]:
-    """The demo app in a 200x50 tmux pane; the session is killed by name afterwards."""
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def pane(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pane]:
+    """The demo app in a 200x50 tmux pane; the session is killed by name afterwards.
+
+    `docker` runs exactly `codex-tui --demo` (the engine answers, so tasks get containers);
+    `local` forces the local backend. Every terminal bell is counted in `bells.txt` by a tmux hook.
+    """
+    if request.param == "docker":
+        request.getfixturevalue("sandbox_image")  # a reachable engine and the default image
     name = f"codex-tui-e2e-{uuid.uuid4().hex[:8]}"
     home = tmp_path / "home"
     home.mkdir()
     env = {"CODEX_TUI_HOME": str(home), "TERM": "xterm-256color", "COLORTERM": "truecolor"}
     exports = " ".join(f"{k}={v}" for k, v in env.items())
-    command = f"cd {ROOT} && env {exports} {sys.executable} -m codex_tui --demo --sandbox-backend local"
+    backend = "" if request.param == "docker" else " --sandbox-backend local"
+    command = f"cd {ROOT} && env {exports} {sys.executable} -m codex_tui --demo{backend}"
+    bells = tmp_path / "bells.txt"
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", name, "-x", "200", "-y", "50", command],
         check=True,
         timeout=10,
         env={**os.environ, "TMUX": ""},
     )
+    subprocess.run(
+        ["tmux", "set-hook", "-t", name, "alert-bell", f"run-shell 'echo bell >> {bells}'"],
+        check=True,
+        timeout=10,
+    )
     try:
-        yield Pane(name)
+        yield Pane(name, request.param, bells)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False, timeout=10)
 
 
 def test_demo_runs_to_the_end_and_the_diff_pane_shows_the_fix(pane: Pane) -> None:
-    pane.wait(lambda t: "Fix the failing tests" in t and "running" in t, 30, "the demo tasks to start")
+    text = pane.wait(lambda t: "Fix the failing tests" in t and "running" in t, 60, "the demo tasks to start")
+    assert text.count("Add reading_time()") == 2, "one demo task runs as two attempts"
+    assert "1/2" in text and "2/2" in text
+    pane.wait(lambda t: f"Sandbox: {pane.backend}" in t, 30, f"the {pane.backend} sandbox note in the chat")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         text = pane.text()
-        if "Approval needed" in text:
+        if "Approval needed" in text and "Approve once" in text:
             pane.keys("y")
         elif "0 running · 0 queued" in text and text.count("ready") >= 4:
             break
         time.sleep(0.25)
     else:
         raise AssertionError(f"the demo did not finish:\n{pane.text()}")
+    assert pane.bells() >= 1, "no terminal bell for the approval or the finished tasks"
     pane.keys("F4")
     text = pane.wait(lambda t: "ordered = sorted(values)" in t, 20, "the diff of the fix")
     assert "textkit/stats.py" in text
     assert "ordered = list(values)" in text
+    pane.keys("/status", "Enter")
+    pane.wait(lambda t: "status ready · attempt 1/1" in t, 20, "the /status toast")
     pane.keys("C-q")
     deadline = time.monotonic() + 20
     while pane.alive() and time.monotonic() < deadline:

@@ -10,16 +10,21 @@ from pathlib import Path
 from textual import events
 
 from codex_tui import protocol as p
+from codex_tui.config import Config
+from codex_tui.tui.app import CodexApp
 from codex_tui.tui.screens.approval import ApprovalScreen
 from codex_tui.tui.screens.compare import CompareScreen
 from codex_tui.tui.screens.help import HelpScreen
+from codex_tui.tui.source import RolloutReplay
+from codex_tui.tui.state import format_tokens
 from codex_tui.tui.themes import read_state
 from codex_tui.tui.widgets.composer import Composer, PromptArea
 from codex_tui.tui.widgets.diff_view import DiffView
-from codex_tui.tui.widgets.task_list import TaskList
+from codex_tui.tui.widgets.status_bar import StatusBar
+from codex_tui.tui.widgets.task_list import TaskList, TaskRow, render_row
 from tests.conftest import run_git
 from tests.test_tasks_support import patch_call, shell_call
-from tests.test_tui_support import Harness, only_new_task, running_app
+from tests.test_tui_support import SIZE, Harness, only_new_task, running_app, screen_text
 
 EDIT_PATCH = (
     "*** Begin Patch\n*** Update File: calc.py\n@@\n def add(a, b):\n"
@@ -158,6 +163,22 @@ async def test_approval_dialog_approves_once(git_repo: Path, isolated_home: Path
         assert "Approved: python3" in h.text()
 
 
+async def test_toasts_announce_a_waiting_approval_and_a_finished_task(
+    git_repo: Path, isolated_home: Path
+) -> None:
+    async with running_app(git_repo, isolated_home, SCENARIOS) as h:
+        task_id = await new_task(h, "Do the network check")
+        await h.wait(lambda: isinstance(h.app.screen, ApprovalScreen), what="the approval dialog")
+        await h.pilot.press("y")
+        await h.wait(lambda: not isinstance(h.app.screen, ApprovalScreen), what="the dialog to close")
+        assert "Approval needed" in h.text(), "the approval toast outlives the dialog"
+        await h.wait_status(task_id, "ready")
+        await h.wait(lambda: "Task ready" in h.text(), what="the task-ready toast")
+        lines = h.text().splitlines()
+        title_row = next(i for i, line in enumerate(lines) if "Task ready" in line)
+        assert "Do the network check" in lines[title_row + 1], "the toast names the task"
+
+
 async def test_approval_dialog_denies_with_n(git_repo: Path, isolated_home: Path) -> None:
     async with running_app(git_repo, isolated_home, SCENARIOS) as h:
         task_id = await new_task(h, "Do the network check")
@@ -251,6 +272,25 @@ async def test_compare_view_applies_the_chosen_attempt(git_repo: Path, isolated_
         assert not isinstance(h.app.screen, CompareScreen)
 
 
+async def test_compare_view_shows_each_attempts_log_and_chat(git_repo: Path, isolated_home: Path) -> None:
+    async with running_app(git_repo, isolated_home, SCENARIOS) as h:
+        await h.send("/attempts 2")
+        await h.send("Run the slow job")
+        await h.wait(lambda: len(h.manager.tasks()) == 2, what="two attempts")
+        for task_id in [t["id"] for t in h.manager.tasks()]:
+            await h.wait_status(task_id, "ready")
+        await h.pilot.press("f7")
+        await h.wait(lambda: isinstance(h.app.screen, CompareScreen), what="the compare view")
+        await h.pilot.press("l")
+        await h.wait(lambda: h.text().count("slept") >= 2, what="both sandbox logs side by side")
+        assert h.text().count("$ python3 -c") >= 2 or h.text().count("python3 -c") >= 2
+        assert "showing log" in h.text()
+        await h.pilot.press("c")
+        await h.wait(lambda: h.text().count("Finished the slow job.") >= 2, what="both chats side by side")
+        await h.pilot.press("escape")
+        await h.wait(lambda: not isinstance(h.app.screen, CompareScreen), what="back to the main view")
+
+
 async def test_theme_switch_is_live_and_remembered(git_repo: Path, isolated_home: Path) -> None:
     async with running_app(git_repo, isolated_home, SCENARIOS) as h:
         assert h.app.theme == "codex-dark"
@@ -267,10 +307,11 @@ async def test_theme_switch_is_live_and_remembered(git_repo: Path, isolated_home
 
 
 async def test_key_remapped_in_config_takes_effect(git_repo: Path, isolated_home: Path) -> None:
-    keymap = {"task.new": "ctrl+b", "pane.diff": "f9"}
+    keymap = {"task.new": "ctrl+b", "pane.diff": "f9", "diff.toggle_split": "v"}
     async with running_app(git_repo, isolated_home, SCENARIOS, keymap=keymap) as h:
         first = await new_task(h, "Say hello first")
         await h.wait_status(first, "ready")
+        assert "Unknown binding ids" not in h.text()
         assert "^b New task" in h.text() and "f9 Diff" in h.text()
         await h.pilot.press("ctrl+n")
         assert "New task" not in h.app.main_widget(Composer).border_title
@@ -278,9 +319,18 @@ async def test_key_remapped_in_config_takes_effect(git_repo: Path, isolated_home
         assert str(h.app.main_widget(Composer).border_title).startswith("New task")
         await h.pilot.press("f9")
         assert h.app.active_pane() == "diff"
+        diff = h.app.main_widget(DiffView)
+        diff.query_one("#diff-body").focus()
+        await h.pilot.press("s")
+        assert not diff.split, "the default key no longer toggles"
+        await h.pilot.press("v")
+        assert diff.split
         await h.pilot.press("f1")
         await h.wait(lambda: isinstance(h.app.screen, HelpScreen), what="help")
         await h.wait(lambda: "Ctrl+B" in h.text() and "task.new" in h.text(), what="the remapped key in help")
+        help_body = h.app.help_text()
+        assert "| `v` | Split/unified | `diff.toggle_split` |" in help_body
+        assert "`sandbox_log.follow`" in help_body
 
 
 async def test_help_palette_and_slash_errors(git_repo: Path, isolated_home: Path) -> None:
@@ -387,3 +437,57 @@ async def test_maximise_fills_the_screen_with_the_pane(git_repo: Path, isolated_
         await h.pilot.press("escape")
         assert h.app.screen.maximized is None
         await h.wait(lambda: "Describe a task" in h.text(), what="the layout to come back")
+
+
+async def test_status_bar_counts_running_and_queued_tasks_and_shows_usage(
+    git_repo: Path, isolated_home: Path
+) -> None:
+    async with running_app(git_repo, isolated_home, SCENARIOS, max_parallel_tasks=1) as h:
+        status = h.app.main_widget(StatusBar)
+        assert "0 running · 0 queued" in str(status.render())
+        await h.send("/attempts 2")
+        await h.send("Run the slow job")
+        await h.wait(lambda: "1 running · 1 queued" in str(status.render()), what="one running, one queued")
+        line = str(status.render())
+        assert "model scripted" in line and "mode auto" in line
+        ids = [t["id"] for t in h.manager.tasks()]
+        for task_id in ids:
+            await h.wait_status(task_id, "ready")
+        await h.wait(lambda: "0 running · 0 queued" in str(status.render()), what="both finished")
+        line = str(status.render())
+        assert "% left" in line and "0 tokens" not in line
+        tokens = h.app.state.tasks[h.app.selected_id or ""].tokens
+        assert tokens > 0 and f"{format_tokens(tokens)} tokens" in line
+
+
+def test_task_card_shows_status_title_elapsed_counts_tokens_and_attempt() -> None:
+    row = TaskRow("t-1", "●", "running", "Add reading_time()", "1m 05s", 12, 3, "4.2k", "2/3")
+    text = render_row(row, 40).plain
+    assert text.splitlines() == ["● Add reading_time()", "  1m 05s  +12 −3  4.2k tok  2/3  running"]
+
+
+async def test_patch_approval_shows_the_patch_verbatim(tmp_path: Path) -> None:
+    patch = "*** Begin Patch\n*** Update File: a.py\n@@\n-old = 1\n+new = 2\n*** End Patch\n"
+    events = [
+        p.Event(p.TASK_CREATED, "t-1", 0, {"title": "Edit a.py", "prompt": "Edit a.py"}, 1.0),
+        p.Event(p.TASK_STATUS, "t-1", 1, {"status": "waiting_approval"}, 1.1),
+        p.Event(
+            p.APPROVAL_REQUESTED,
+            "t-1",
+            2,
+            {"request_id": "r-1", "kind": "patch", "patch": patch, "reason": "outside the workspace"},
+            1.2,
+        ),
+    ]
+    app = CodexApp(Config(home=tmp_path / "home"), RolloutReplay(events), repo=tmp_path, show_elapsed=False)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(100):
+            if isinstance(app.screen, ApprovalScreen):
+                break
+            await pilot.pause(0.05)
+        assert isinstance(app.screen, ApprovalScreen)
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "The agent wants to apply a patch." in text and "Reason: outside the workspace" in text
+        for line in patch.splitlines():
+            assert line in text

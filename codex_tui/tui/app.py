@@ -47,6 +47,14 @@ from codex_tui.tui.widgets.task_list import TaskList, TaskRow
 FLUSH_HZ = 30
 DIFF_DEBOUNCE_S = 0.25
 PANES = ("chat", "todo", "diff", "log")
+DIFF_PALETTE = (
+    ("toggle_split", "split / unified"),
+    ("next_hunk", "next hunk"),
+    ("prev_hunk", "previous hunk"),
+    ("next_file", "next file"),
+    ("prev_file", "previous file"),
+)
+LOG_PALETTE = (("follow", "follow the end"), ("scroll_home", "go to the top"))
 REPORTED_OPS = {p.OP_APPLY: "Apply", p.OP_UNDO: "Undo", p.OP_COMPACT: "Compact", p.OP_CANCEL: "Cancel"}
 """Operations whose success message is worth a toast."""
 Clock = Callable[[], float]
@@ -367,7 +375,8 @@ class CodexApp(App[int]):
         task = self.selected_task()
         if self.new_task_mode or task is None:
             extra = f" ×{self.next_attempts}" if self.next_attempts > 1 else ""
-            label = f"New task{extra} · {self.next_mode or self.config.sandbox_mode}"
+            model = f" · {self.next_model}" if self.next_model else ""
+            label = f"New task{extra} · {self.next_mode or self.config.sandbox_mode}{model}"
         elif task.active or task.status == "queued":
             label = f"Steer · {task.title}"
         else:
@@ -427,7 +436,8 @@ class CodexApp(App[int]):
         if not result.ok:
             self.notify(result.message or f"{op.type} failed", severity="error")
         elif op.type in REPORTED_OPS and result.message:
-            self.notify(result.message, title=REPORTED_OPS[op.type])
+            title = "Branch" if op.type == p.OP_APPLY and op.data.get("branch") else REPORTED_OPS[op.type]
+            self.notify(result.message, title=title)
         elif op.type == p.OP_SET_MODE and op.task_id in self.state.tasks:
             self.state.tasks[op.task_id].mode = str(op.data.get("mode", ""))
             self._update_status()
@@ -508,7 +518,7 @@ class CodexApp(App[int]):
             "compact": self.action_compact,
             "status": self.action_status,
             "help": self.action_help,
-            "quit": self.action_quit,
+            "quit": self.exit,
         }
         if name in simple:
             simple[name]()
@@ -519,26 +529,58 @@ class CodexApp(App[int]):
             else:
                 self.action_new_task()
         elif name == "attempts":
-            self.next_attempts = int(arg)
-            self.new_task_mode = True
-            self.notify(f"The next new task runs {arg} attempt(s)")
+            self.action_set_attempts(int(arg))
         elif name == "image":
             error = self.main_widget(Composer).attach(Path(arg).expanduser())
             if error:
                 self.notify(error, severity="error")
         elif name == "mode":
-            self.next_mode = arg
-            task = self.selected_task()
-            if task is not None and not self.new_task_mode:
-                self._send_soon(p.Op(p.OP_SET_MODE, task.id, {"mode": arg}))
-            self.notify(f"Mode: {arg}")
+            self.action_set_mode(arg)
         elif name == "model":
-            self.next_model = arg
-            self.notify(f"New tasks use model {arg}")
+            self.action_set_model(arg)
         elif name == "theme":
             self.set_theme(arg)
         self._update_target()
         self._update_status()
+
+    def action_set_attempts(self, attempts: int) -> None:
+        """The next new task runs this many attempts side by side (1–4)."""
+        self.next_attempts = max(1, min(4, int(attempts)))
+        self.new_task_mode = True
+        self._update_target()
+        self.notify(f"The next new task runs {self.next_attempts} attempt(s)")
+
+    def action_set_mode(self, mode: str) -> None:
+        """Sandbox mode of the selected task's next turn, and of new tasks."""
+        if mode not in p.SANDBOX_MODES:
+            self.notify(f"Unknown mode '{mode}'", severity="error")
+            return
+        self.next_mode = mode
+        task = self.selected_task()
+        if task is not None and not self.new_task_mode:
+            self._send_soon(p.Op(p.OP_SET_MODE, task.id, {"mode": mode}))
+        self._update_target()
+        self._update_status()
+        self.notify(f"Mode: {mode}")
+
+    def action_set_model(self, model: str = "") -> None:
+        """Model of the next new tasks; without a name, say which models are in use."""
+        if model:
+            self.next_model = model
+            self._update_target()
+            self.notify(f"New tasks use model {model}", title="Model")
+            return
+        task = self.selected_task()
+        lines = [f"new tasks: {self.next_model or self.config.model}"]
+        if task is not None and task.model:
+            lines.append(f"selected task: {task.model}")
+        lines.append("change it with /model NAME")
+        self.notify("\n".join(lines), title="Model", timeout=8)
+
+    def known_models(self) -> list[str]:
+        """Models offered by the palette: the configured one, the chosen one, and those of tasks."""
+        names = [self.config.model, self.next_model or "", *(t.model for t in self.state.visible_tasks())]
+        return sorted({n for n in names if n})
 
     # --- actions -------------------------------------------------------------------------------
 
@@ -739,36 +781,72 @@ class CodexApp(App[int]):
         """The help page as Markdown (also used by tests)."""
         return help_markdown(self.effective_keymap())
 
-    def palette_entries(self) -> list[PaletteEntry]:
-        """Every action for the command palette."""
-        entries: list[PaletteEntry] = [
-            ("New task", "start a new task with the composer", self.action_new_task),
-            ("Interrupt task", "stop the selected task's turn", self.action_interrupt),
-            ("Cancel task", "cancel the selected task", self.action_cancel),
-            ("Retry task", "run the selected task again", self.action_retry),
-            ("Archive task", "hide the selected task", self.action_archive),
-            ("Apply diff", "apply the selected task's diff to your working tree", self.action_apply),
-            ("Apply to branch", "commit the diff to the task's branch", self.action_branch),
-            ("Undo last turn", "restore files and conversation", self.action_undo),
-            ("Compact context", "summarise the history", self.action_compact),
-            ("Compare attempts", "side-by-side view", self.action_compare),
-            ("Maximise pane", "toggle the current pane full screen", self.action_toggle_maximize),
-            ("Status", "model, mode, context, tokens", self.action_status),
-            ("Help", "keys and slash commands", self.action_help),
+    def palette_actions(self) -> list[tuple[str, str, str]]:
+        """(title, help, action) for every action: the same action strings the key bindings run."""
+        rows: list[tuple[str, str, str]] = [
+            ("New task", "start a new task with the composer", "new_task"),
+            ("Interrupt task", "stop the selected task's turn", "interrupt"),
+            ("Cancel task", "cancel the selected task", "cancel"),
+            ("Retry task", "run the selected task again", "retry"),
+            ("Archive task", "hide the selected task", "archive"),
+            ("Apply diff", "apply the selected task's diff to your working tree", "apply"),
+            ("Apply to branch", "commit the diff to the task's branch", "branch"),
+            ("Undo last turn", "restore files and conversation", "undo"),
+            ("Compact context", "summarise the history", "compact"),
+            ("Compare attempts", "side-by-side view", "compare"),
+            ("Maximise pane", "toggle the current pane full screen", "toggle_maximize"),
+            ("Previous task", "select the task above", "select_task(-1)"),
+            ("Next task", "select the task below", "select_task(1)"),
+            ("Focus task list", "keys c / r / a cancel, retry, archive", "focus_tasks"),
+            ("Focus composer", "type a prompt or a /command", "focus_composer"),
+            ("Status", "model, mode, context, tokens", "status"),
+            ("Model", "which models are in use", "set_model"),
+            ("Help", "keys and slash commands", "help"),
+            ("Quit", "leave codex-tui (tasks are saved)", "quit"),
         ]
         for pane, label in zip(PANES, ("Chat", "To-do", "Diff", "Log"), strict=True):
-            entries.append((f"Show {label} pane", f"pane {pane}", partial(self.action_show_pane, pane)))
+            rows.append((f"Show {label} pane", f"pane {pane}", f"show_pane({pane!r})"))
+        for action, title in DIFF_PALETTE:
+            rows.append((f"Diff: {title}", "in the diff pane", f"pane_key('diff', {action!r})"))
+        for action, title in LOG_PALETTE:
+            rows.append((f"Log: {title}", "in the sandbox log pane", f"pane_key('log', {action!r})"))
+        for mode in p.SANDBOX_MODES:
+            rows.append((f"Mode: {mode}", "sandbox mode of the selected/next task", f"set_mode({mode!r})"))
+        for attempts in range(1, 5):
+            rows.append((f"Attempts: {attempts}", "for the next new task", f"set_attempts({attempts})"))
+        for model in self.known_models():
+            rows.append((f"Model: {model}", "for the next new tasks", f"set_model({model!r})"))
         for task in self.state.visible_tasks():
-            entries.append(
-                (
-                    f"Switch to task: {task.title}",
-                    f"{task.status} · {task.id}",
-                    partial(self.goto_task, task.id),
-                )
+            rows.append(
+                (f"Switch to task: {task.title}", f"{task.status} · {task.id}", f"goto_task({task.id!r})")
             )
         for name in sorted(self.available_themes):
-            entries.append((f"Theme: {name}", "switch theme (remembered)", partial(self.set_theme, name)))
-        return entries
+            rows.append((f"Theme: {name}", "switch theme (remembered)", f"set_theme({name!r})"))
+        return rows
+
+    def palette_entries(self) -> list[PaletteEntry]:
+        """Every action for the command palette (Ctrl+P)."""
+        return [
+            (title, help_, partial(self.run_action, action))
+            for title, help_, action in self.palette_actions()
+        ]
+
+    def action_pane_key(self, pane: str, action: str) -> None:
+        """Show a pane and run one of its key actions there (diff: hunks/files/split; log: follow)."""
+        widgets: dict[str, type[Widget]] = {"diff": DiffView, "log": SandboxLog}
+        if pane not in widgets:
+            return
+        self.action_show_pane(pane)
+        widget = self.main_widget(widgets[pane])
+        self.call_later(self.run_action, action, widget)
+
+    def action_goto_task(self, task_id: str) -> None:
+        """Select a task and show it."""
+        self.goto_task(task_id)
+
+    def action_set_theme(self, name: str) -> None:
+        """Switch theme (remembered)."""
+        self.set_theme(name)
 
     def goto_task(self, task_id: str) -> None:
         """Select a task and show it (palette, scripts)."""

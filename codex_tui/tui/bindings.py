@@ -63,12 +63,35 @@ COMPARE_BINDINGS: list[BindingType] = [
 ]
 """Keys of the compare view; priority so the panes inside (diff file list, log) do not take them."""
 
+DIFF_BINDINGS: list[BindingType] = [
+    Binding("s", "toggle_split", "Split/unified", id="diff.toggle_split", tooltip="Side by side"),
+    Binding("]", "next_hunk", "Next hunk", id="diff.next_hunk"),
+    Binding("[", "prev_hunk", "Prev hunk", id="diff.prev_hunk"),
+    Binding("}", "next_file", "Next file", id="diff.next_file"),
+    Binding("{", "prev_file", "Prev file", id="diff.prev_file"),
+]
+"""Keys of the diff pane (while it has focus: Tab or a click moves there)."""
+
+LOG_BINDINGS: list[BindingType] = [
+    Binding("end,G", "follow", "Follow", id="sandbox_log.follow", tooltip="Jump to the end and follow"),
+    Binding("home,g", "scroll_home", "Top", id="sandbox_log.top", show=False),
+]
+"""Keys of the sandbox log pane (while it has focus)."""
+
+HELP_BINDINGS: list[BindingType] = [
+    Binding("escape,f1,q", "dismiss", "Close", id="help.close"),
+]
+"""Keys of the help screen."""
+
 ALL_BINDINGS: dict[str, list[BindingType]] = {
     "Main": APP_BINDINGS,
     "Task list": TASK_LIST_BINDINGS,
     "Composer": COMPOSER_BINDINGS,
+    "Diff pane": DIFF_BINDINGS,
+    "Log pane": LOG_BINDINGS,
     "Approval": APPROVAL_BINDINGS,
     "Compare": COMPARE_BINDINGS,
+    "Help": HELP_BINDINGS,
 }
 
 

@@ -30,7 +30,7 @@ SLASH_COMMANDS: tuple[SlashSpec, ...] = (
     SlashSpec("attempts", "N", "run the next new task as N attempts (1-4)", ("1", "2", "3", "4")),
     SlashSpec("image", "PATH", "attach an image file to the next message"),
     SlashSpec("mode", "MODE", "sandbox mode of the selected task / next task", SANDBOX_MODES),
-    SlashSpec("model", "NAME", "model for the next new task"),
+    SlashSpec("model", "[NAME]", "model for the next new tasks (without NAME: the models in use)"),
     SlashSpec("diff", "", "show the selected task's diff"),
     SlashSpec("apply", "", "apply the selected task's diff to your working tree"),
     SlashSpec("branch", "", "commit the selected task's diff to its own branch"),
@@ -84,7 +84,7 @@ def _check_args(spec: SlashSpec, arg: str) -> SlashCommand | SlashError:
     elif spec.name == "mode":
         if arg not in SANDBOX_MODES:
             return SlashError(f"/mode needs one of: {', '.join(SANDBOX_MODES)}")
-    elif spec.name in ("image", "model", "theme") and not arg:
+    elif spec.name in ("image", "theme") and not arg:
         return SlashError(f"/{spec.name} needs {spec.args}")
     elif spec.args == "" and arg:
         return SlashError(f"/{spec.name} takes no argument")

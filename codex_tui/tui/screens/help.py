@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
 
-from codex_tui.tui.bindings import ALL_BINDINGS
+from codex_tui.tui.bindings import ALL_BINDINGS, HELP_BINDINGS
 from codex_tui.tui.commands import slash_help
 
 
@@ -56,9 +56,7 @@ class HelpScreen(ModalScreen[None]):
 
     CSS_PATH = "help.tcss"
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,f1,q", "dismiss", "Close", id="help.close"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = HELP_BINDINGS
 
     def __init__(self, keymap: dict[str, str]) -> None:
         super().__init__()

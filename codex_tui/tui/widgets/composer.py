@@ -140,6 +140,8 @@ class Composer(Vertical):
         self._completions: list[str] = []
         self._completion_span: tuple[int, int] = (0, 0)
         self._programmatic: str | None = None
+        self._completed_for = ""
+        """The text the completion list was computed for (or set by us, which is not completed)."""
 
     def compose(self) -> ComposeResult:
         """Completion list, attachment chips, text area."""
@@ -235,11 +237,25 @@ class Composer(Vertical):
         return True
 
     def action_submit(self) -> None:
-        """Enter: accept a completion, or send the text and attachments."""
-        if self.completing:
-            self.action_complete()
-            return
+        """Enter: accept a completion, or send the text and attachments.
+
+        The key reaches this binding before the text area has handled the keys typed just before it
+        (a fast typist, a lagging loop, keys sent by a script), so the work runs from the text
+        area's own queue, after them.
+        """
+        self.area.call_later(self._submit_now)
+
+    def _submit_now(self) -> None:
+        if self.area.text != self._completed_for:
+            self._refresh_completions()  # the list still reflects an older text
         text = self.area.text
+        if self.completing:
+            command = self._complete_command()
+            if command is None:
+                self.action_complete()
+                return
+            text = command
+            self._show_completions([])
         if not text.strip() and not self.attachments:
             return
         images = [a.path for a in self.attachments]
@@ -251,6 +267,13 @@ class Composer(Vertical):
         if not text.lstrip().startswith("/"):
             self.clear_attachments()
         self.post_message(self.Submitted(text.strip(), images))
+
+    def _complete_command(self) -> str | None:
+        """The highlighted slash completion when it is a whole command (`/status`, `/mode auto`)."""
+        choice = self._completions[self.query_one("#completions", OptionList).highlighted or 0]
+        if not choice.startswith("/") or choice.endswith(" ") or self._completion_span[0] != 0:
+            return None
+        return choice
 
     def action_newline(self) -> None:
         """Shift+Enter / Ctrl+J: a new line."""
@@ -298,6 +321,12 @@ class Composer(Vertical):
         if self._programmatic is not None and text == self._programmatic:
             self._programmatic = None
             return
+        self._refresh_completions()
+
+    def _refresh_completions(self) -> None:
+        """Offer slash commands (and their arguments) or repository paths for what is typed."""
+        text = self.area.text
+        self._completed_for = text
         if text.startswith("/") and "\n" not in text:
             items = [c for c in complete_slash(text, self._themes) if c.rstrip() != text.rstrip()]
             self._completion_span = (0, len(text))
@@ -331,6 +360,8 @@ class Composer(Vertical):
         return "\n".join([*lines[:row], lines[row][:column] if row < len(lines) else ""])
 
     def _show_completions(self, items: list[str]) -> None:
+        if items == self._completions:
+            return  # unchanged: keep the highlighted entry
         self._completions = items
         options = self.query_one("#completions", OptionList)
         options.set_options([Option(Content(i.rstrip())) for i in items])
@@ -340,6 +371,7 @@ class Composer(Vertical):
 
     def _set_text(self, text: str, cursor_offset: int | None = None) -> None:
         self._programmatic = text
+        self._completed_for = text
         self.area.load_text(text)
         offset = len(text) if cursor_offset is None else cursor_offset
         head = text[:offset]

@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.style import Style as RichStyle
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.cache import LRUCache
 from textual.content import Content
 from textual.geometry import Size
@@ -30,6 +30,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from codex_tui.tui.bindings import DIFF_BINDINGS
 from codex_tui.tui.widgets.diff_model import (
     DiffLayout,
     DiffLine,
@@ -355,13 +356,7 @@ class DiffBody(ScrollView, can_focus=True):
 class DiffView(Widget):
     """The diff pane: file list plus hunks (unified or side by side), fed with `set_patch`."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "toggle_split", "Split/unified", id="diff.toggle_split", tooltip="Side by side"),
-        Binding("]", "next_hunk", "Next hunk", id="diff.next_hunk"),
-        Binding("[", "prev_hunk", "Prev hunk", id="diff.prev_hunk"),
-        Binding("}", "next_file", "Next file", id="diff.next_file"),
-        Binding("{", "prev_file", "Prev file", id="diff.prev_file"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = DIFF_BINDINGS
     DEFAULT_CSS = """
     DiffView {
         layout: vertical;

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, overload
 
 from rich.segment import Segment
 from rich.style import Style as RichStyle
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import reactive
@@ -30,6 +30,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.timer import Timer
 
+from codex_tui.tui.bindings import LOG_BINDINGS
 from codex_tui.tui.widgets.highlight import clean_line
 
 Stream = Literal["stdout", "stderr"]
@@ -170,10 +171,7 @@ class SandboxLog(ScrollView, can_focus=True):
         & > .sandbox-log--empty { color: $text-muted; }
     }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("end,G", "follow", "Follow", id="sandbox_log.follow", tooltip="Jump to the end and follow"),
-        Binding("home,g", "scroll_home", "Top", id="sandbox_log.top", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = LOG_BINDINGS
 
     follow: reactive[bool] = reactive(True)
     """Keep the newest output in view; released when the user scrolls up, back at the bottom/End."""
