@@ -37,6 +37,8 @@ from textual.app import App, ComposeResult
 from textual.containers import Grid
 from textual.geometry import Region
 
+from codex_tui.tui.gc_policy import restore_gc, tune_gc_for_streaming
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from codex_tui.tui.widgets.diff_view import DiffView
@@ -274,19 +276,15 @@ async def loop_lag_probe(stop: asyncio.Event, interval: float = 0.01) -> list[fl
 
 @contextlib.contextmanager
 def tuned_gc(enabled: bool) -> Iterator[None]:
-    """Optionally run with the app-level GC tuning suggested in the report (freeze + gen0 20,000)."""
+    """Run with the app's own GC policy (codex_tui.tui.gc_policy), or with Python's defaults."""
     if not enabled:
         yield
         return
-    thresholds = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
+    previous = tune_gc_for_streaming()
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        restore_gc(previous)
 
 
 def flush_stats(widgets: list[TimedSandboxLog], started: float) -> tuple[list[float], list[float]]:
@@ -342,7 +340,7 @@ async def measure_log_ingest(logs: int, rate: int, seconds: float, gc_tuned: boo
         }
         return {
             "logs": logs,
-            "gc": "freeze + threshold(20000, 20, 20)" if gc_tuned else "python defaults",
+            "gc": "the app's policy (gc_policy.tune_gc_for_streaming)" if gc_tuned else "python defaults",
             "rate_lines_per_s_each": rate,
             "seconds": seconds,
             "lines_sent_total": sum(sent),
@@ -380,14 +378,13 @@ async def main() -> int:
             "diff_open_one_file": one_big_file_diff(Path(tmp) / "one"),
         }
     results: dict[str, Any] = await measure_diff_open(patches, args.runs)
-    results["log_ingest"] = await measure_log_ingest(args.logs, args.rate, args.seconds)
-    tuned = await measure_log_ingest(args.logs, args.rate, args.seconds, gc_tuned=True)
-    tuned["note"] = (
-        "information only (not in the overall pass): the same load with app-level GC tuning; "
-        "its RSS growth is low because it reuses memory freed by the first run (see line_store_mb)"
-    )
+    # The app runs with its own GC policy (set one second after start), so that is what is judged;
+    # the same load with Python's defaults is kept for information.
+    results["log_ingest"] = await measure_log_ingest(args.logs, args.rate, args.seconds, gc_tuned=True)
+    defaults = await measure_log_ingest(args.logs, args.rate, args.seconds)
+    defaults["note"] = "information only (not in the overall pass): the same load with Python's GC defaults"
     results["pass"] = all(value["pass"] for value in results.values() if isinstance(value, dict))
-    results["log_ingest_gc_tuned"] = tuned
+    results["log_ingest_python_gc_defaults"] = defaults
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -310,13 +310,9 @@ def tasks_list(cfg: Config, args: argparse.Namespace) -> int:
     if not records:
         print("no tasks yet")
         return 0
-    from codex_tui.tasks.manager import ACTIVE_STATUSES, owned_by_other_process
-    from codex_tui.tasks.task import APP_STOPPED
-
     now = time.time()
     for r in records:
-        if r.status in ACTIVE_STATUSES and not owned_by_other_process(r.owner_pid):
-            r.status, r.message = "failed", APP_STOPPED  # what the next start will record
+        _settle_orphan(r)
         status = r.status + (f" ({r.message})" if r.message and r.status == "failed" else "")
         attempt = f" [{r.attempt}/{r.attempts}]" if r.attempts > 1 else ""
         print(
@@ -324,6 +320,15 @@ def tasks_list(cfg: Config, args: argparse.Namespace) -> int:
             f"{_age(now - r.updated):>4}  {r.title}{attempt}"
         )
     return 0
+
+
+def _settle_orphan(record: Any) -> None:
+    """A task left "running" by a process that is gone is shown as the next start will record it."""
+    from codex_tui.tasks.manager import ACTIVE_STATUSES, owned_by_other_process
+    from codex_tui.tasks.task import APP_STOPPED
+
+    if record.status in ACTIVE_STATUSES and not owned_by_other_process(record.owner_pid):
+        record.status, record.message = "failed", APP_STOPPED
 
 
 def _tokens(count: int) -> str:
@@ -342,6 +347,7 @@ def tasks_show(cfg: Config, args: argparse.Namespace) -> int:
     from codex_tui.tasks.store import RolloutStore
 
     record = _find_record(cfg, args.id)
+    _settle_orphan(record)
     store = RolloutStore(cfg.data_dir)
     events = run(store.read_events(record.id))
     why = f" ({record.message})" if record.message else ""
@@ -358,11 +364,15 @@ def transcript_lines(events: list[Any]) -> list[str]:
     from codex_tui import protocol as p
 
     lines: list[str] = []
+    commands: dict[str, int] = {}  # line of each started command; its completion replaces it
     last_diff: dict[str, Any] | None = None
     for event in events:
         data = event.data
         item = data.get("item") or {}
-        if event.type == p.USER_MESSAGE:
+        if event.type == p.ITEM_STARTED and item.get("type") == p.ITEM_COMMAND:
+            commands[str(item.get("id"))] = len(lines)
+            lines.append(f"  ▶ {item.get('command')} · did not finish")
+        elif event.type == p.USER_MESSAGE:
             lines.append(f"\n› {data.get('text', '')}")
         elif (
             event.type == p.ITEM_COMPLETED
@@ -371,7 +381,12 @@ def transcript_lines(events: list[Any]) -> list[str]:
         ):
             lines.append(f"\n{item.get('text', '')}")
         elif event.type == p.ITEM_COMPLETED and item.get("type") == p.ITEM_COMMAND:
-            lines.append(f"  ▶ {item.get('command')} · exit {item.get('exit_code')}")
+            text = f"  ▶ {item.get('command')} · {_command_outcome(item)}"
+            at = commands.pop(str(item.get("id")), None)
+            if at is None:
+                lines.append(text)
+            else:
+                lines[at] = text
         elif event.type == p.ITEM_COMPLETED and item.get("type") == p.ITEM_FILE_CHANGE:
             lines += [f"  ✎ {c.get('kind')} {c.get('path')}" for c in item.get("changes") or []]
         elif event.type in (p.ERROR, p.NOTE):
@@ -385,6 +400,15 @@ def transcript_lines(events: list[Any]) -> list[str]:
             for f in last_diff.get("files") or []
         ]
     return lines
+
+
+def _command_outcome(item: dict[str, Any]) -> str:
+    """`exit 0`, `declined` or `interrupted` for a completed command item."""
+    if item.get("status") == "declined":
+        return "declined"
+    if item.get("exit_code") is None:
+        return str(item.get("note") or item.get("status") or "failed")
+    return f"exit {item.get('exit_code')}"
 
 
 def _manager_call(cfg: Config, args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:

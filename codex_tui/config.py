@@ -6,6 +6,7 @@ Every mistake becomes a ConfigError whose message names the file and the key, ne
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -136,6 +137,18 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "approval_policy": APPROVAL_POLICIES,
 }
 _TABLES = ("model_providers", "profiles", "keymap")
+_POSITIVE = frozenset(
+    {
+        "model_context_window",
+        "sandbox_cpus",
+        "sandbox_memory_mb",
+        "sandbox_pids",
+        "max_parallel_tasks",
+        "shell_timeout_ms",
+        "stream_idle_timeout_s",
+    }
+)
+_NON_NEGATIVE = frozenset({"request_max_retries"})
 
 
 def load_config(
@@ -147,15 +160,8 @@ def load_config(
     """Read config.toml under `home`, apply a profile and `-c key=value` overrides."""
     home = home or default_home()
     path = home / "config.toml"
-    raw: dict[str, Any] = {}
+    raw = _read_toml(path)
     source = str(path)
-    if path.is_file():
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     cfg = Config(home=home, source=source)
     _apply(cfg, {k: v for k, v in raw.items() if k not in ("profiles",)}, source)
     profile = profile or raw.get("profile")
@@ -172,6 +178,22 @@ def load_config(
         key, value = parse_override(item)
         _apply(cfg, _nest(key, value), f"-c {item}")
     return cfg
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's tables, or {} when there is no file; every failure names the file."""
+    if not path.exists():
+        return {}
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a folder, not a file")
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -207,25 +229,49 @@ def _apply(cfg: Config, data: dict[str, Any], source: str) -> None:
             ):
                 raise ConfigError(f"{source}: key 'keymap': expected a table of id = \"key\"")
             cfg.keymap.update(value)
-        elif key == "sandbox" and isinstance(value, dict):
-            _apply(cfg, {f"sandbox_{k}": v for k, v in value.items()}, source)
+        elif key == "sandbox":
+            _apply_sandbox(cfg, value, source)
         elif key in _TYPES:
             setattr(cfg, key, _check(key, value, source))
         else:
             raise ConfigError(f"{source}: unknown key '{key}'")
 
 
-def _check(key: str, value: Any, source: str) -> Any:
+def _apply_sandbox(cfg: Config, value: Any, source: str) -> None:
+    """The [sandbox] table: `mode`, `cpus`… stand for the `sandbox_mode`, `sandbox_cpus`… keys."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: key 'sandbox': expected a table ([sandbox])")
+    for key, item in value.items():
+        name = f"sandbox_{key}"
+        if name not in _TYPES:
+            raise ConfigError(f"{source}: [sandbox]: unknown key '{key}'")
+        setattr(cfg, name, _check(name, item, f"{source}: [sandbox]", shown=key))
+
+
+def _check(key: str, value: Any, source: str, *, shown: str | None = None) -> Any:
     expected = _TYPES[key]
+    where = f"{source}: key '{shown or key}'"
     if isinstance(value, bool) and expected is not bool:
-        raise ConfigError(f"{source}: key '{key}': expected {_type_name(expected)}, got a boolean")
+        raise ConfigError(f"{where}: expected {_type_name(expected)}, got a boolean")
     if not isinstance(value, expected):
-        raise ConfigError(f"{source}: key '{key}': expected {_type_name(expected)}, got {value!r}")
+        raise ConfigError(f"{where}: expected {_type_name(expected)}, got {value!r}")
     if key in _CHOICES and value not in _CHOICES[key]:
-        raise ConfigError(f"{source}: key '{key}': '{value}' is not one of {', '.join(_CHOICES[key])}")
-    if key == "max_parallel_tasks" and isinstance(value, int) and value < 1:
-        raise ConfigError(f"{source}: key '{key}': must be at least 1")
+        raise ConfigError(f"{where}: '{value}' is not one of {', '.join(_CHOICES[key])}")
+    if isinstance(value, int | float):
+        _check_range(key, value, where)
     return value
+
+
+def _check_range(key: str, value: float, where: str) -> None:
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value}")
+    if key in _POSITIVE and value <= 0:
+        rule = "at least 1" if _TYPES[key] is int else "greater than 0"
+    elif key in _NON_NEGATIVE and value < 0:
+        rule = "0 or more"
+    else:
+        return
+    raise ConfigError(f"{where}: must be {rule}, got {value}")
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:

@@ -33,7 +33,10 @@ JSON_TYPES = frozenset(
     }
 )
 PLAN_MARKS = {"pending": "☐", "in_progress": "◐", "completed": "☑"}
-NO_TTY_DENIAL = "denied: there is no terminal to ask (use --approval never, or run the task in the TUI)"
+NO_TTY_DENIAL = (
+    "denied: there is no terminal to ask (approve it in the TUI, or allow such commands up front "
+    "with --sandbox full-access)"
+)
 
 
 @dataclass(slots=True)
@@ -360,7 +363,12 @@ async def run_exec(
             _fail(out, err, options.json, result.message)
             return 1
         task_ids = list(result.data["task_ids"])
-        statuses = [await manager.wait_for(tid) for tid in task_ids]
+        try:
+            statuses = [await manager.wait_for(tid) for tid in task_ids]
+        except asyncio.CancelledError:  # Ctrl+C: the tasks stay stored and can be resumed
+            for tid in task_ids:
+                err.write(f"codex-tui exec: stopped; continue with `codex-tui tasks resume {tid}`\n")
+            raise
         summaries = {s["id"]: s for s in manager.tasks()}
     finally:
         await manager.close()

@@ -44,6 +44,38 @@ async def test_unknown_tool_gets_an_error_result_and_the_turn_continues(git_repo
     assert "unsupported call: teleport" in h.tool_outputs(1)[0]
 
 
+@pytest.mark.parametrize("wire", ["responses", "chat"])
+async def test_patch_that_does_not_apply_tells_the_model_why_and_its_corrected_patch_works(
+    git_repo: Path, wire: str
+) -> None:
+    def patch(old: str) -> dict[str, Any]:
+        body = (
+            "*** Begin Patch\n*** Update File: calc.py\n@@\n def add(a, b):\n"
+            f"-{old}\n+    return b + a\n*** End Patch\n"
+        )
+        return {"name": "apply_patch", "input": body}
+
+    scenario = {
+        "name": "repatch",
+        "turns": [
+            {"tool_calls": [patch("    return a - b")]},
+            {"tool_calls": [patch("    return a + b")]},
+            {"text": "fixed on the second try"},
+        ],
+    }
+    async with agent_harness(git_repo, [scenario], wire=wire) as h:
+        result = await h.agent.run_turn("swap the operands")
+    assert result.status == "completed"
+    assert h.tool_outputs(1) == [
+        "Failed to find expected lines in calc.py:\ndef add(a, b):\n    return a - b"
+    ]
+    assert h.tool_outputs(2)[-1] == "Success. Updated the following files:\nM calc.py\n"
+    changes = [d["item"] for d in h.of("item.completed", "file_change")]
+    assert [c["status"] for c in changes] == ["failed", "completed"]
+    assert "Failed to find expected lines" in changes[0]["error"]
+    assert (git_repo / "calc.py").read_text() == "def add(a, b):\n    return b + a\n"
+
+
 async def test_429_then_success_shows_a_retry_note(git_repo: Path) -> None:
     scenario = {
         "name": "ratelimit",

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from codex_tui.models.scripted import ScriptedServer
-from tests.test_exec import provider_flags, run_cli
-from tests.test_tasks_support import add_file_patch, patch_call, scenario
+from tests.test_exec import ROOT, provider_flags, run_cli
+from tests.test_tasks_support import add_file_patch, patch_call, scenario, shell_call
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +27,16 @@ def server() -> Iterator[ScriptedServer]:
             "adds",
             {"tool_calls": [patch_call(add_file_patch("added.txt", "from the task"))]},
             {"text": "Added."},
+        ),
+        scenario(
+            "crash",
+            {
+                "tool_calls": [
+                    patch_call(add_file_patch("before.txt", "written before the kill")),
+                    shell_call("sleep", "30", timeout_ms=60_000),
+                ]
+            },
+            {"text": "resumed and finished"},
         ),
         scenario(
             "two-turns",
@@ -55,6 +71,18 @@ def test_config_mistakes_print_one_line_and_exit_2(
     assert result.stderr.startswith("codex-tui: ") and result.stderr.count("\n") == 1, result.stderr
     assert expected in result.stderr
     assert result.stdout == ""
+
+
+def test_config_file_in_another_encoding_prints_one_line_and_exit_2(
+    isolated_home: Path, git_repo: Path
+) -> None:
+    (isolated_home / "config.toml").write_bytes('model = "café"\n'.encode("latin-1"))
+    result = run_cli("exec", "hi", "-C", str(git_repo), home=isolated_home)
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"codex-tui: {isolated_home / 'config.toml'}: not UTF-8 text (byte 12 cannot be decoded)\n"
+    )
 
 
 def test_missing_folder_and_bad_attempts_are_reported(isolated_home: Path, tmp_path: Path) -> None:
@@ -112,6 +140,40 @@ def test_tasks_resume_and_undo(server: ScriptedServer, git_repo: Path, isolated_
     undo = run_cli("tasks", "undo", task_id, home=isolated_home)
     assert undo.returncode == 0 and "Undid turn 2" in undo.stdout
     assert "+1 −0" in run_cli("tasks", "list", home=isolated_home).stdout
+
+
+def test_task_of_a_killed_exec_is_listed_shown_and_resumed(
+    server: ScriptedServer, git_repo: Path, isolated_home: Path
+) -> None:
+    flags = provider_flags(server.base_url, "scripted:crash")
+    env = {**os.environ, "CODEX_TUI_HOME": str(isolated_home)}
+    command = [sys.executable, "-m", "codex_tui", "exec", "crash", "-C", str(git_repo), "--json", *flags]
+    app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert app.stdout is not None
+        task_id = json.loads(app.stdout.readline())["thread_id"]
+        rollout = isolated_home / "data" / "rollouts" / f"{task_id}.jsonl"
+        deadline = time.monotonic() + 20
+        while '"command":"sleep 30"' not in (rollout.read_text() if rollout.exists() else ""):
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.05)
+    finally:
+        tree = [app.pid, *(c.pid for c in psutil.Process(app.pid).children(recursive=True))]
+        for pid in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+        app.wait()
+
+    [line] = run_cli("tasks", "list", home=isolated_home).stdout.splitlines()
+    assert line.startswith(task_id) and "failed (interrupted: the app stopped)" in line
+    show = run_cli("tasks", "show", task_id, home=isolated_home).stdout
+    assert "· crash · failed (interrupted: the app stopped)" in show.splitlines()[0]
+    assert "› crash" in show and "✎ add before.txt" in show and "▶ sleep 30 · did not finish" in show
+    resumed = run_cli("tasks", "resume", task_id, "carry on", *flags, home=isolated_home)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == "resumed and finished\n"
+    [line] = run_cli("tasks", "list", home=isolated_home).stdout.splitlines()
+    assert " ready " in line and "+1 −0" in line
 
 
 def test_unknown_task_is_one_clear_line(isolated_home: Path) -> None:

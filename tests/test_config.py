@@ -80,6 +80,17 @@ def test_override_values_are_toml_or_bare_strings() -> None:
         ("[profiles]\nfast = 3\n", [], "fast", "[profiles.fast] must be a table"),
         ('[model_providers.x]\ncolour = "red"\n', [], None, "[model_providers.x]: unknown key 'colour'"),
         ("keymap = 3\n", [], None, 'expected a table of id = "key"'),
+        ("model_context_window = 0\n", [], None, "key 'model_context_window': must be at least 1, got 0"),
+        ("shell_timeout_ms = -5\n", [], None, "key 'shell_timeout_ms': must be at least 1, got -5"),
+        ("stream_idle_timeout_s = 0\n", [], None, "'stream_idle_timeout_s': must be greater than 0"),
+        ("stream_idle_timeout_s = nan\n", [], None, "must be a finite number, got nan"),
+        ("request_max_retries = -1\n", [], None, "key 'request_max_retries': must be 0 or more"),
+        ("[sandbox]\ncpus = 0\n", [], None, "[sandbox]: key 'cpus': must be greater than 0, got 0"),
+        ("[sandbox]\nmemory_mb = -1\n", [], None, "[sandbox]: key 'memory_mb': must be at least 1"),
+        ('[sandbox]\nmode = "yolo"\n', [], None, "[sandbox]: key 'mode': 'yolo' is not one of"),
+        ("[sandbox]\ncolour = 1\n", [], None, "[sandbox]: unknown key 'colour'"),
+        ("sandbox = 3\n", [], None, "key 'sandbox': expected a table"),
+        ("", ["sandbox.pids=0"], None, "-c sandbox.pids=0: [sandbox]: key 'pids': must be at least 1"),
     ],
 )
 def test_mistakes_are_config_errors_that_name_the_place(
@@ -97,3 +108,43 @@ def test_undefined_provider_lists_the_known_ones(isolated_home: Path) -> None:
         ConfigError, match=r"'mystery' is not defined \(known: lmstudio, ollama, openai, openrouter"
     ):
         _ = cfg.provider
+
+
+def test_config_file_that_is_not_utf8_is_one_clear_error(isolated_home: Path) -> None:
+    (isolated_home / "config.toml").write_bytes(b'model = "caf\xe9"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config()
+    assert str(error.value) == f"{isolated_home / 'config.toml'}: not UTF-8 text (byte 12 cannot be decoded)"
+
+
+def test_config_path_that_is_a_folder_is_one_clear_error(isolated_home: Path) -> None:
+    (isolated_home / "config.toml").mkdir()
+    with pytest.raises(ConfigError) as error:
+        load_config()
+    assert str(error.value) == f"{isolated_home / 'config.toml'}: cannot read: it is a folder, not a file"
+
+
+def test_zero_retries_and_fractional_limits_are_accepted(isolated_home: Path) -> None:
+    write(isolated_home, "request_max_retries = 0\nstream_idle_timeout_s = 0.5\n[sandbox]\ncpus = 0.5\n")
+    cfg = load_config()
+    assert (cfg.request_max_retries, cfg.stream_idle_timeout_s, cfg.sandbox_cpus) == (0, 0.5, 0.5)
+
+
+def test_readme_configuration_example_loads_as_documented(isolated_home: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    write(isolated_home, example)
+    cfg = load_config()
+    assert (cfg.model, cfg.model_provider, cfg.sandbox_mode, cfg.sandbox_memory_mb) == (
+        "gpt-5-codex",
+        "openai",
+        "auto",
+        4096,
+    )
+    assert load_config(profile="local").provider.wire_api == "chat"
+    vllm = load_config(overrides=["model_provider=vllm"]).provider
+    assert (vllm.base_url, vllm.wire_api, vllm.env_key) == (
+        "http://localhost:8000/v1",
+        "chat",
+        "VLLM_API_KEY",
+    )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from codex_tui.models.scripted import ScriptedServer
+from tests.test_agent_harness import write_png
 from tests.test_tasks_support import add_file_patch, patch_call, scenario, shell_call
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +61,11 @@ def scripted_server() -> Iterator[ScriptedServer]:
                 "tool_calls": [shell_call("ls"), patch_call(add_file_patch("new.txt", "hello"))],
             },
             {"text": "Added new.txt."},
+        ),
+        scenario(
+            "sleeps",
+            {"tool_calls": [shell_call("sleep", "30", timeout_ms=60_000)]},
+            {"text": "woke up"},
         ),
         scenario("broken", {"errors": [{"status": 500, "message": "scripted outage"}], "text": "never"}),
         scenario(
@@ -186,6 +195,76 @@ def test_headless_approval_request_is_denied_with_a_note(
     )
     assert result.returncode == 0, result.stderr
     assert "? approval requested: echo outside — needs net" in result.stderr
-    assert "denied: there is no terminal to ask" in result.stderr
+    assert "denied: there is no terminal to ask" in result.stderr and "--sandbox full-access" in result.stderr
     assert "▶ Declined echo outside" in result.stderr
     assert result.stdout == "Could not leave the sandbox.\n"
+
+
+def test_exec_sends_comma_separated_images_as_image_inputs(
+    git_repo: Path, isolated_home: Path, scripted_server: ScriptedServer, tmp_path: Path
+) -> None:
+    first, second = write_png(tmp_path / "a.png"), write_png(tmp_path / "b.png", width=3)
+    flags = provider_flags(scripted_server.base_url, "scripted:good")
+    images = f"{first},{second}"
+    result = run_cli("exec", "look at both", "-C", str(git_repo), "-i", images, *flags, home=isolated_home)
+    assert result.returncode == 0, result.stderr
+    body = next(r.body for r in scripted_server.model_requests() if "look at both" in json.dumps(r.body))
+    [prompt] = [i for i in body["input"] if i.get("role") == "user"]
+    urls = [part["image_url"] for part in prompt["content"] if part["type"] == "input_image"]
+    assert len(urls) == 2 and all(url.startswith("data:image/png;base64,") for url in urls)
+    assert urls[0] != urls[1]
+
+
+def test_exec_with_a_missing_or_non_image_attachment_fails_before_the_model_is_called(
+    git_repo: Path, isolated_home: Path, scripted_server: ScriptedServer, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    flags = provider_flags(scripted_server.base_url, "scripted:good")
+    for attachment, message in ((tmp_path / "gone.png", "image not found"), (text, "not an image")):
+        prompt = f"see {attachment.name}"
+        result = run_cli(
+            "exec", prompt, "-C", str(git_repo), "-i", str(attachment), *flags, home=isolated_home
+        )
+        assert result.returncode == 1
+        assert message in result.stderr and str(attachment) in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not [r for r in scripted_server.model_requests() if prompt in json.dumps(r.body)]
+
+
+def test_exec_read_only_sandbox_refuses_the_agents_edits(
+    git_repo: Path, isolated_home: Path, scripted_server: ScriptedServer
+) -> None:
+    flags = provider_flags(scripted_server.base_url, "scripted:good")
+    result = run_cli(
+        "exec", "try to add", "-C", str(git_repo), "--sandbox", "read-only", *flags, home=isolated_home
+    )
+    assert result.returncode == 0, result.stderr
+    assert "✎ Patch failed: apply_patch was refused: this task runs in read-only mode" in result.stderr
+    assert "▶ Ran ls · exit 0" in result.stderr
+
+
+def test_ctrl_c_stops_exec_with_130_and_says_how_to_resume(
+    git_repo: Path, isolated_home: Path, scripted_server: ScriptedServer
+) -> None:
+    flags = provider_flags(scripted_server.base_url, "scripted:sleeps")
+    env = {**os.environ, "CODEX_TUI_HOME": str(isolated_home)}
+    app = subprocess.Popen(
+        [sys.executable, "-m", "codex_tui", "exec", "nap", "-C", str(git_repo), "--json", *flags],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert app.stdout is not None
+    lines = [app.stdout.readline()]
+    while '"command_execution"' not in lines[-1]:
+        lines.append(app.stdout.readline())
+        assert lines[-1], "exec ended before the command started"
+    children = psutil.Process(app.pid).children(recursive=True)
+    started = time.monotonic()
+    app.send_signal(signal.SIGINT)
+    _, err = app.communicate(timeout=20)
+    assert app.returncode == 130 and time.monotonic() - started < 10
+    task_id = json.loads(lines[0])["thread_id"]
+    assert f"continue with `codex-tui tasks resume {task_id}`" in err
+    assert "Traceback" not in err
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, "the interrupted command is still running"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from typing import Any
@@ -11,7 +12,12 @@ import httpx2
 import pytest
 
 from codex_tui.models.base import Completed, ModelError, ModelRequest, Retrying, TextDelta, ToolCall, ToolSpec
-from codex_tui.models.retry import RetryPolicy, retry_after_from_headers, retry_after_from_message
+from codex_tui.models.retry import (
+    RetryPolicy,
+    retry_after_from_headers,
+    retry_after_from_message,
+    with_idle_timeout,
+)
 from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import collect_events, scripted_client
 
@@ -189,3 +195,53 @@ async def test_interrupting_a_call_hangs_up_on_the_server(wire: str) -> None:
                 break
             await asyncio.sleep(0.01)
         assert srv.active_streams == 0
+
+
+async def test_idle_timeout_never_swallows_an_interrupt_that_meets_the_next_event() -> None:
+    next_event: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    reader = asyncio.create_task(with_idle_timeout(next_event, 10.0, "stream event"))
+    await asyncio.sleep(0)  # the reader is now waiting for the event
+    next_event.set_result("delta")
+    reader.cancel()  # the user interrupts in the same instant
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+
+
+@pytest.mark.parametrize("wire", WIRES)
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
+        'think value "medium" is not supported for this model',
+        "Your organization must be verified to generate reasoning summaries.",
+    ],
+    ids=["openai", "ollama", "unverified-summaries"],
+)
+async def test_model_that_refuses_a_reasoning_effort_is_asked_again_without_one(
+    wire: str, message: str
+) -> None:
+    turn = {"text": "a plain answer", "errors": [{"status": 400, "message": message}]}
+    effort = dataclasses.replace(request(), reasoning_effort="medium")
+    async with server(turn) as srv:
+        client = scripted_client(srv.base_url, wire)
+        events = await collect_events(client, effort)
+        later = await collect_events(client, effort)
+        bodies = [r.body for r in srv.model_requests()]
+    [retry] = [e for e in events if isinstance(e, Retrying)]
+    assert message in retry.reason and "without a reasoning effort" in retry.reason
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "a plain answer"
+    assert isinstance(later[-1], Completed) and not any(isinstance(e, Retrying) for e in later)
+    key = "reasoning" if wire == "responses" else "reasoning_effort"
+    assert [key in body for body in bodies] == [True, False, False]
+
+
+async def test_other_bad_requests_still_fail_at_once_with_a_reasoning_effort() -> None:
+    message = "Item 'rs_1' of type 'reasoning' was provided without its required following item: bad item"
+    turn = {"text": "never", "errors": [{"status": 400, "message": message}]}
+    async with server(turn) as srv:
+        with pytest.raises(ModelError, match="bad item") as info:
+            await collect_events(
+                scripted_client(srv.base_url), dataclasses.replace(request(), reasoning_effort="high")
+            )
+        assert len(srv.model_requests()) == 1
+    assert info.value.status_code == 400

@@ -17,10 +17,6 @@ INTERRUPTED_OUTPUT: Final = "aborted: interrupted by the user"
 
 SUMMARY_PREFIX: Final = "Summary of earlier conversation:\n"
 TOOL_IMAGES_PREFIX: Final = "Images attached by view_image:"
-COMPACT_INSTRUCTIONS: Final = (
-    "You are compacting a coding agent's conversation so that another agent can take over. "
-    "Do not call tools. Answer with the handoff summary only."
-)
 COMPACT_REQUEST: Final = (
     "Write a handoff summary of the conversation so far for the agent that continues this task. "
     "Include: the goal and the developer's requirements; what has been done; the files created, "

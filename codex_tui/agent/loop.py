@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import suppress
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from codex_tui.agent.context import (
-    COMPACT_REQUEST,
     INTERRUPTED_OUTPUT,
     ContextTracker,
     answer_dangling_calls,
     compacted_history,
+    compaction_request_history,
     estimate_tokens,
     is_real_user_message,
     message_text,
@@ -434,21 +434,22 @@ class Agent:
         completed: Completed | None = None
         loose_calls: list[ToolCall] = []
         try:
-            async for event in _events(self._client, request):
-                if isinstance(event, TextDelta):
-                    stream.delta(ITEM_AGENT_MESSAGE, event.text)
-                elif isinstance(event, ReasoningDelta):
-                    stream.delta(ITEM_REASONING, event.text)
-                elif isinstance(event, ToolCall):
-                    loose_calls.append(event)
-                elif isinstance(event, Retrying):
-                    self._note("warning", _retry_note(event))
-                    if event.discard_partial:
-                        stream.close(discarded=True)
-                        loose_calls.clear()
-                        stream = state.stream = _ItemStream(self._emit, self._new_id)
-                elif isinstance(event, Completed):
-                    completed = event
+            async with aclosing(_events(self._client, request)) as events:
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        stream.delta(ITEM_AGENT_MESSAGE, event.text)
+                    elif isinstance(event, ReasoningDelta):
+                        stream.delta(ITEM_REASONING, event.text)
+                    elif isinstance(event, ToolCall):
+                        loose_calls.append(event)
+                    elif isinstance(event, Retrying):
+                        self._note("warning", _retry_note(event))
+                        if event.discard_partial:
+                            stream.close(discarded=True)
+                            loose_calls.clear()
+                            stream = state.stream = _ItemStream(self._emit, self._new_id)
+                    elif isinstance(event, Completed):
+                        completed = event
         except Exception:
             stream.close(discarded=True)
             state.stream = None
@@ -569,7 +570,7 @@ class Agent:
         request = ModelRequest(
             model=self.settings.model,
             instructions=state.instructions,
-            history=[*self._history, text_message("user", COMPACT_REQUEST)],
+            history=compaction_request_history(self._history),
             tools=[],
             reasoning_effort=self.settings.reasoning_effort,
             conversation_id=self.task_id,
@@ -598,15 +599,16 @@ class Agent:
 
     async def _summary(self, request: ModelRequest) -> tuple[str, Usage]:
         parts: list[str] = []
-        async for event in _events(self._client, request):
-            if isinstance(event, TextDelta):
-                parts.append(event.text)
-            elif isinstance(event, Retrying):
-                self._note("warning", _retry_note(event))
-                if event.discard_partial:
-                    parts.clear()
-            elif isinstance(event, Completed):
-                return _assistant_text(event.items) or "".join(parts), event.usage
+        async with aclosing(_events(self._client, request)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                elif isinstance(event, Retrying):
+                    self._note("warning", _retry_note(event))
+                    if event.discard_partial:
+                        parts.clear()
+                elif isinstance(event, Completed):
+                    return _assistant_text(event.items) or "".join(parts), event.usage
         raise ModelError("the model stream ended without a complete response")
 
     # --- endings ---------------------------------------------------------------------------------
@@ -694,7 +696,7 @@ def check_image_paths(paths: list[Path]) -> None:
             raise ValueError(f"not an image: {path} is not a PNG, JPEG, GIF or WebP file")
 
 
-async def _events(client: ModelClient, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+async def _events(client: ModelClient, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
     """The client's events; the stream is closed promptly on every exit path."""
     stream = client.stream(request)
     try:

@@ -8,6 +8,7 @@ is kept in the history for display but not sent back (compatible servers reject 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncGenerator
@@ -31,7 +32,7 @@ from codex_tui.models.retry import (
     iterate_with_idle_timeout,
     with_idle_timeout,
 )
-from codex_tui.models.sdk import WireClient, raw_body
+from codex_tui.models.sdk import WireClient, hang_up, raw_body
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 FREEFORM_INPUT_DESCRIPTION = "The complete raw input for this tool (for apply_patch: the whole patch text)."
@@ -50,11 +51,12 @@ class ChatClient(WireClient):
         stream = await with_idle_timeout(request, timeout, "response")
         state = _StreamState()
         try:
-            async for chunk in iterate_with_idle_timeout(stream, timeout):
-                for out in state.handle(chunk):
-                    yield out
+            async with contextlib.aclosing(iterate_with_idle_timeout(stream, timeout)) as chunks:
+                async for chunk in chunks:
+                    for out in state.handle(chunk):
+                        yield out
         finally:
-            await stream.close()
+            await hang_up(stream)
         for event in state.finish():
             yield event
 

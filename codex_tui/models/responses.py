@@ -6,6 +6,7 @@ a request whose `input` starts with the previous one: prompt caching stays effec
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -27,7 +28,7 @@ from codex_tui.models.retry import (
     retry_after_from_message,
     with_idle_timeout,
 )
-from codex_tui.models.sdk import WireClient, raw_body
+from codex_tui.models.sdk import WireClient, hang_up, raw_body
 
 RETRYABLE_CODES = frozenset(
     {"server_error", "rate_limit_exceeded", "internal_error", "overloaded", "slow_down"}
@@ -47,14 +48,15 @@ class ResponsesClient(WireClient):
         stream = await with_idle_timeout(request, timeout, "response")
         state = _StreamState()
         try:
-            async for event in iterate_with_idle_timeout(stream, timeout):
-                for out in state.handle(event):
-                    yield out
-                if state.completed is not None:
-                    yield state.completed
-                    return
+            async with contextlib.aclosing(iterate_with_idle_timeout(stream, timeout)) as events:
+                async for event in events:
+                    for out in state.handle(event):
+                        yield out
+                    if state.completed is not None:
+                        yield state.completed
+                        return
         finally:
-            await stream.close()
+            await hang_up(stream)
 
 
 def request_kwargs(request: ModelRequest) -> dict[str, Any]:

@@ -145,16 +145,21 @@ def server_message(exc: openai.APIError) -> str:
 
 
 async def with_idle_timeout(awaitable: Awaitable[T], timeout_s: float, what: str) -> T:
-    """Await with the idle timeout; silence becomes a retryable StreamFailure."""
+    """Await with the idle timeout; silence becomes a retryable StreamFailure.
+
+    `asyncio.timeout` awaits in the caller's task: a cancellation (an interrupt) always reaches the
+    stream, where `wait_for` on 3.11 could swallow it when the next event arrived at the same moment.
+    """
     try:
-        return await asyncio.wait_for(awaitable, timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await awaitable
     except TimeoutError:
         raise StreamFailure(f"no {what} from the model server for {timeout_s:g}s (idle timeout)") from None
 
 
-async def iterate_with_idle_timeout(stream: AsyncIterator[T], timeout_s: float) -> AsyncIterator[T]:
-    """Iterate a stream, failing when no item arrives within `timeout_s`."""
-    iterator = aiter(stream)
+async def iterate_with_idle_timeout(stream: AsyncIterator[T], timeout_s: float) -> AsyncGenerator[T, None]:
+    """Iterate a stream, failing when no item arrives within `timeout_s`; close it with `aclosing`."""
+    iterator = stream if isinstance(stream, AsyncIterator) else aiter(stream)
     while True:
         try:
             item = await with_idle_timeout(anext(iterator), timeout_s, "stream event")
@@ -165,7 +170,7 @@ async def iterate_with_idle_timeout(stream: AsyncIterator[T], timeout_s: float) 
 
 async def stream_with_retries(
     attempt: Callable[[], AsyncGenerator[ModelEvent, None]], policy: RetryPolicy
-) -> AsyncIterator[ModelEvent]:
+) -> AsyncGenerator[ModelEvent, None]:
     """Run `attempt` until it yields `Completed`, retrying per `policy`; raises ModelError."""
     retries = 0
     while True:

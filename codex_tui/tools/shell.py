@@ -285,12 +285,10 @@ async def _execute(
     timeout_s = args.timeout_ms / 1000
     started = time.monotonic()
     try:
-        result = await asyncio.wait_for(
-            ctx.sandbox.exec(
+        async with asyncio.timeout(timeout_s + GRACE_S):  # unlike wait_for, never swallows an interrupt
+            result = await ctx.sandbox.exec(
                 args.argv, cwd=sandbox_dir, timeout_s=timeout_s, on_output=on_output, escalated=escalated
-            ),
-            timeout_s + GRACE_S,
-        )
+            )
     except TimeoutError:
         result = ExecResult(
             TIMEOUT_EXIT_CODE,

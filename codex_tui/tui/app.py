@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from codex_tui import protocol as p
 from codex_tui.config import Config
 from codex_tui.tui.bindings import APP_BINDINGS, unknown_keymap_ids
 from codex_tui.tui.commands import CodexCommands, PaletteEntry, SlashCommand, SlashError, parse_slash
+from codex_tui.tui.gc_policy import tune_gc_for_streaming
 from codex_tui.tui.log_feed import feed_log
 from codex_tui.tui.screens.approval import ApprovalScreen
 from codex_tui.tui.screens.compare import CompareScreen
@@ -154,9 +154,9 @@ class CodexApp(App[int]):
             self.set_interval(1.0, self._tick, name="elapsed")
         self._start_source()
         self._load_mention_files()
-        # Startup objects (CSS, widgets, themes) leave the collector's view: full collections stay short
-        # while tasks stream, which keeps key latency low.
-        self.set_timer(1.0, gc.freeze)
+        # Startup objects (CSS, widgets, themes) leave the collector's view and young collections
+        # are rarer: collections stay short while tasks stream, which keeps key latency low.
+        self.set_timer(1.0, tune_gc_for_streaming)
 
     @work(group="source", exit_on_error=False)
     async def _start_source(self) -> None:
