@@ -97,7 +97,12 @@ def pane(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pane]:
 
 
 def test_demo_runs_to_the_end_and_the_diff_pane_shows_the_fix(pane: Pane) -> None:
-    text = pane.wait(lambda t: "Fix the failing tests" in t and "running" in t, 60, "the demo tasks to start")
+    # The demo submits its three prompts one after another: wait until all four cards are listed.
+    text = pane.wait(
+        lambda t: "Fix the failing tests" in t and "Document slugify()" in t and "running" in t,
+        60,
+        "the demo tasks to start",
+    )
     assert text.count("Add reading_time()") == 2, "one demo task runs as two attempts"
     assert "1/2" in text and "2/2" in text
     pane.wait(lambda t: f"Sandbox: {pane.backend}" in t, 30, f"the {pane.backend} sandbox note in the chat")
