@@ -49,11 +49,12 @@ async def test_compaction_triggers_near_the_window_and_the_turn_goes_on(git_repo
 async def test_manual_compact_replaces_history_with_summary_and_recent_messages(git_repo: Path) -> None:
     scenario = {"name": "manual", "turns": [{"text": "first"}, {"text": "second"}, {"text": "third"}]}
     async with agent_harness(git_repo, [scenario]) as h:
-        await h.agent.compact()
+        ok, message = await h.agent.compact()
+        assert not ok and "nothing to compact" in message
         assert h.requests() == [] and "nothing to compact" in h.notes()[0]
         await h.agent.run_turn("request one")
         await h.agent.run_turn("request two")
-        await h.agent.compact()
+        assert await h.agent.compact() == (True, "compacted")
         history = [message_text(item) for item in h.agent.history]
         assert history[0].startswith(SUMMARY_PREFIX)
         assert history[1:] == ["request one", "request two"]
@@ -74,7 +75,8 @@ async def test_compact_during_a_turn_runs_before_the_next_model_request(git_repo
     async with agent_harness(git_repo, [scenario]) as h:
         turn = asyncio.create_task(h.agent.run_turn("wait a bit"))
         await h.wait_for("item.started", "command_execution")
-        await h.agent.compact()
+        ok, message = await h.agent.compact()
+        assert ok and "before the next model request" in message
         assert h.of("context.compacted") == []
         result = await turn
     assert result.status == "completed" and result.final_message == "finished"

@@ -339,27 +339,34 @@ class Agent:
         if self._inner is not None and not self._inner.done():
             self._inner.cancel()
 
-    async def compact(self) -> None:
-        """Summarise the conversation now (or before the next model request when a turn is running)."""
+    async def compact(self) -> tuple[bool, str]:
+        """Summarise the conversation now (or before the next model request when a turn is running).
+
+        Returns (done or scheduled, what happened) — the same words the user sees as a note.
+        """
         if self._running:
             self._compact_requested = True
-            self._note("info", "the conversation will be compacted before the next model request")
-            return
+            message = "the conversation will be compacted before the next model request"
+            self._note("info", message)
+            return True, message
         if not self._history:
-            self._note("info", "nothing to compact: the conversation is empty")
-            return
+            message = "nothing to compact: the conversation is empty"
+            self._note("info", message)
+            return False, message
         self._running = True
         try:
             if not self._instructions:
                 self._instructions = await self._build_instructions()
             state = _TurnState(turn=self.turns, instructions=self._instructions)
-            await self._run_inner(self._compact(state, automatic=False))
+            problem = await self._run_inner(self._compact(state, automatic=False))
         except asyncio.CancelledError:
             if _cancelling():
                 raise
-            self._note("warning", "compaction interrupted; the conversation is unchanged")
+            problem = "compaction interrupted; the conversation is unchanged"
+            self._note("warning", problem)
         finally:
             self._running = False
+        return (False, problem) if problem else (True, "compacted")
 
     # --- the turn --------------------------------------------------------------------------------
 
@@ -565,7 +572,8 @@ class Agent:
 
     # --- compaction ------------------------------------------------------------------------------
 
-    async def _compact(self, state: _TurnState, *, automatic: bool) -> None:
+    async def _compact(self, state: _TurnState, *, automatic: bool) -> str | None:
+        """Replace the history by a summary + recent user messages; returns why not, if it did not."""
         before = self._tracker.used_tokens(self._history)
         request = ModelRequest(
             model=self.settings.model,
@@ -579,17 +587,20 @@ class Agent:
             summary, usage = await self._summary(request)
         except ModelError as exc:
             what = "automatic compaction" if automatic else "compaction"
-            self._note("warning" if automatic else "error", f"{what} failed: {exc}")
-            return
+            problem = f"{what} failed: {exc}"
+            self._note("warning" if automatic else "error", problem)
+            return problem
         self._add_usage(state, usage)
         if not summary.strip():
-            self._note("warning", "compaction skipped: the model returned an empty summary")
-            return
+            problem = "compaction skipped: the model returned an empty summary"
+            self._note("warning", problem)
+            return problem
         budget = recent_budget(self.settings.context_window)
         self.history = compacted_history(summary, self._history, budget)
         after = estimate_tokens(self._history)
         self._emit(COMPACTED, {"before_tokens": before, "after_tokens": after, "summary": summary})
         self._emit_context(after)
+        return None
 
     def _should_auto_compact(self) -> bool:
         """Near the window, and there is more than a summary and user messages to compact."""

@@ -545,9 +545,9 @@ class Task:
         if self.agent is None:
             await self._build_agent()
         assert self.agent is not None
-        await self.agent.compact()
+        ok, message = await self.agent.compact()
         await self.save_history()
-        return OpResult(True, "compacted")
+        return OpResult(ok, message)
 
 
 def describe_error(exc: BaseException) -> str:
