@@ -1,6 +1,6 @@
 """Drive the real app on the demo (headless) and write SVG + PNG screenshots into screenshots/.
 
-    python scripts/screenshots.py [--out screenshots] [--size 160x45]
+    python scripts/screenshots.py [--out screenshots] [--size 160x45] [--sandbox-backend auto|docker|local]
     python scripts/screenshots.py --record-session tests/data/demo_session.json
 
 Shots: three tasks running, the approval dialog, the diff pane, the sandbox log, the to-do list,
@@ -63,7 +63,9 @@ class Shooter:
         self.written.append(svg)
         if self.rsvg:
             png = svg.with_suffix(".png")
-            subprocess.run([self.rsvg, str(svg), "-o", str(png)], check=True)
+            # rsvg-convert drops the leading spaces of a text run (indentation) unless told to keep it.
+            text = svg.read_text(encoding="utf-8").replace("<svg ", '<svg xml:space="preserve" ', 1)
+            subprocess.run([self.rsvg, "-o", str(png)], input=text.encode(), check=True)
             self.written.append(png)
 
 
@@ -76,13 +78,13 @@ async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: fl
         await pilot.pause(0.05)
 
 
-async def run(out: Path, size: tuple[int, int]) -> list[Path]:
-    """Run the demo and take every screenshot."""
+async def run(out: Path, size: tuple[int, int], backend: str = "auto") -> list[Path]:
+    """Run the demo and take every screenshot (Docker sandboxes when the engine answers, as the demo)."""
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="codex-tui-shots-"))
     demo = prepare_demo(Config(home=work / "home"), root=work / "demo")
     try:
-        manager = TaskManager(demo.config, repo=demo.repo, sandbox_backend="local")
+        manager = TaskManager(demo.config, repo=demo.repo, sandbox_backend=backend)
         ops = [Op(OP_SUBMIT, "", dict(data)) for data in demo.submissions]
         app = CodexApp(demo.config, manager, repo=demo.repo, initial_ops=ops, state_home=work / "home")
         shots = Shooter(app, out)
@@ -229,13 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
     parser.add_argument("--size", default="160x45", help="terminal size, COLSxROWS")
     parser.add_argument("--record-session", type=Path, help="save a stable replay of the demo here")
+    parser.add_argument(
+        "--sandbox-backend", default="auto", choices=("auto", "docker", "local"), help="for the live shots"
+    )
     args = parser.parse_args(argv)
     if args.record_session:
         asyncio.run(record_session(args.record_session))
         print(args.record_session)
         return 0
     cols, _, rows = args.size.partition("x")
-    written = asyncio.run(run(args.out, (int(cols), int(rows))))
+    written = asyncio.run(run(args.out, (int(cols), int(rows)), args.sandbox_backend))
     for path in written:
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     return 0
