@@ -46,6 +46,10 @@ class RecordingSandbox:
         """What the local sandbox isolates."""
         return self.inner.describe()
 
+    async def alive(self) -> bool:
+        """Whether the wrapped sandbox still runs."""
+        return await self.inner.alive()
+
     async def exec(
         self,
         argv: list[str],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -72,6 +73,49 @@ async def test_killed_container_fails_the_task_and_a_follow_up_resumes_in_a_new_
     assert_rollout_holds(cfg, task_id, log)
     left = docker_engine.api.containers(all=True, filters={"id": infos[1].data["container_id"]})
     assert left == [], "closing the manager removes the task's container"
+
+
+async def test_follow_up_after_the_idle_container_vanished_runs_in_a_new_one_without_failing(
+    git_repo: Path, isolated_home: Path, docker_engine: docker.DockerClient, sandbox_image: str
+) -> None:
+    turns = scenario(
+        "three-turns",
+        {"tool_calls": [patch_call(add_file_patch("kept.txt", "kept"))]},
+        {"text": "first turn done"},
+        {"tool_calls": [shell_call("cat", "kept.txt")]},
+        {"text": "second turn done"},
+        {"text": "third turn done"},
+    )
+    async with ScriptedServer([turns]) as srv:
+        cfg = scripted_config(
+            isolated_home, srv.base_url, sandbox_backend="docker", sandbox_image=sandbox_image
+        )
+        async with started_manager(cfg, git_repo) as (manager, log):
+            [task_id] = await submit(manager, "add a file", model="scripted:three-turns")
+            assert await manager.wait_for(task_id, timeout=60) == "ready"
+            [first] = log.of(task_id, p.SANDBOX_INFO)
+            docker_engine.api.remove_container(first.data["container_id"], force=True)
+            follow_up = p.Op(p.OP_USER_MESSAGE, task_id, {"text": "now read it"})
+            assert (await manager.submit(follow_up)).ok
+            assert await manager.wait_for(task_id, timeout=60) == "ready", manager.tasks()[0]["message"]
+            last_request = json.dumps(srv.model_requests()[-1].body)
+            infos = log.of(task_id, p.SANDBOX_INFO)
+            new_id = infos[-1].data["container_id"]
+            assert docker_engine.api.inspect_container(new_id)["State"]["Running"]
+            again = p.Op(p.OP_USER_MESSAGE, task_id, {"text": "once more"})
+            assert (await manager.submit(again)).ok
+            assert await manager.wait_for(task_id, timeout=60) == "ready"
+            assert len(log.of(task_id, p.SANDBOX_INFO)) == 2, "a live container is kept"
+    assert len(infos) == 2 and new_id != first.data["container_id"]
+    notes = [e.data["message"] for e in log.of(task_id, p.NOTE)]
+    assert "the sandbox container was gone; started a new one" in notes
+    assert "failed" not in log.statuses(task_id)
+    [cat] = log.items(task_id, p.ITEM_COMMAND)
+    assert cat["command"] == "cat kept.txt" and cat["exit_code"] == 0 and "kept" in cat["aggregated_output"]
+    answers = [m["text"] for m in log.items(task_id, p.ITEM_AGENT_MESSAGE)]
+    assert answers == ["first turn done", "second turn done", "third turn done"]
+    assert "add a file" in last_request and "first turn done" in last_request, "the history is kept"
+    assert_rollout_holds(cfg, task_id, log)
 
 
 @pytest.fixture

@@ -58,6 +58,37 @@ async def test_status_diff_branch_and_undo_slash_commands(git_repo: Path, isolat
         assert "# checked by the agent" not in h.text()
 
 
+TWO_TURNS = {
+    "name": "two-turns",
+    "match": "(?i)greet me twice",
+    "turns": [{"text": "First greeting from the agent."}, {"text": "Second greeting from the agent."}],
+}
+
+
+async def test_undo_removes_the_undone_turn_from_the_chat_and_keeps_the_earlier_one(
+    git_repo: Path, isolated_home: Path
+) -> None:
+    async with running_app(git_repo, isolated_home, [TWO_TURNS, *SCENARIOS]) as h:
+        task_id = await new_task(h, "Greet me twice please")
+        await h.wait_status(task_id, "ready")
+        await h.wait(lambda: "First greeting from the agent." in h.text(), what="the first answer")
+        await h.send("Now the second one")
+        await h.wait(lambda: "Second greeting from the agent." in h.text(), what="the second answer")
+        await h.wait_status(task_id, "ready")
+        assert "follow-up Now the second one" in h.text()
+
+        await h.send("/undo")
+        await h.wait(lambda: "Undid turn 2" in h.text(), what="the undo note")
+        await h.wait(
+            lambda: "Second greeting from the agent." not in h.text(), what="the undone answer to go"
+        )
+        text = h.text()
+        assert "follow-up Now the second one" not in text
+        assert "First greeting from the agent." in text and "you Greet me twice please" in text
+        blocks = [b.text for b in h.app.state.tasks[task_id].blocks]
+        assert "Second greeting from the agent." not in blocks and "First greeting from the agent." in blocks
+
+
 async def test_compact_slash_command_summarises_the_conversation(git_repo: Path, isolated_home: Path) -> None:
     async with running_app(git_repo, isolated_home, SCENARIOS) as h:
         task_id = await new_task(h, "Say hello please")

@@ -14,11 +14,15 @@ class Feed:
     def __init__(self) -> None:
         self.state = AppState()
         self.seqs: dict[str, int] = {}
+        self.lines: list[str] = []
+        """Every event as a rollout line, for replaying."""
 
     def __call__(self, type_: str, task_id: str = "t1", ts: float = 100.0, **data: Any) -> None:
         seq = self.seqs.get(task_id, 0) + 1
         self.seqs[task_id] = seq
-        self.state.apply(p.Event(type_, task_id, seq, data, ts))
+        event = p.Event(type_, task_id, seq, data, ts)
+        self.lines.append(event.to_json())
+        self.state.apply(event)
 
 
 def created(feed: Feed, task_id: str = "t1", **extra: Any) -> None:
@@ -204,3 +208,79 @@ def test_malformed_event_data_does_not_crash() -> None:
 def test_formatting_helpers() -> None:
     assert [format_duration(s) for s in (0.42, 65, 7380)] == ["0.4 s", "1m 05s", "2h 03m"]
     assert [format_tokens(n) for n in (950, 12_345, 1_200_000)] == ["950", "12.3k", "1.2M"]
+
+
+def run_turn(
+    feed: Feed, number: int, text: str, answer: str, plan: list[str], kind: str = "follow_up"
+) -> None:
+    """One turn as the agent emits it: the user message just before turn.started, then its items."""
+    feed(p.USER_MESSAGE, text=text, images=[], kind=kind)
+    feed(p.TURN_STARTED, turn=number)
+    todo = {
+        "id": f"plan-{number}",
+        "type": "todo_list",
+        "items": [{"text": t, "status": "pending"} for t in plan],
+    }
+    feed(p.ITEM_COMPLETED, item=todo)
+    unique = len(feed.lines)  # a redone turn's items get new ids, as the agent's counter goes on
+    feed(
+        p.ITEM_COMPLETED, item={"id": f"cmd-{unique}", "type": "command_execution", "command": f"ls {number}"}
+    )
+    feed(p.MESSAGE_DELTA, item_id=f"m{unique}", kind="agent_message", delta=answer)
+    feed(p.ITEM_COMPLETED, item={"id": f"m{unique}", "type": "agent_message", "text": answer})
+    feed(p.TURN_COMPLETED, turn=number, usage=p.usage_dict())
+
+
+def chat_texts(feed: Feed) -> list[str]:
+    return [b.text for b in feed.state.tasks["t1"].blocks]
+
+
+def test_undone_turn_and_later_ones_leave_the_chat_and_plan_while_earlier_turns_stay() -> None:
+    feed = Feed()
+    created(feed)
+    run_turn(feed, 1, "Fix the median", "Fixed it.", ["read", "fix"], kind="prompt")
+    run_turn(feed, 2, "now the mean", "Mean fixed too.", ["mean"])
+    feed(p.USER_MESSAGE, text="and a steer", images=[], kind="steer")
+    feed(p.NOTE, level="warning", message="Interrupted. Send a message to continue.")
+    run_turn(feed, 3, "and the mode", "Mode done.", ["mode"])
+    assert "Mode done." in chat_texts(feed)
+
+    feed(p.TURN_UNDONE, turn=2, conversation=True)
+    task = feed.state.tasks["t1"]
+    assert chat_texts(feed) == ["Fix the median", "Ran ls 1", "Fixed it."]
+    assert [t.text for t in task.todos] == ["read", "fix"]
+    assert task.turn == 1
+
+    run_turn(feed, 2, "another try", "Second answer.", ["again"])
+    feed(p.TURN_UNDONE, turn=2, conversation=True)
+    feed(p.NOTE, level="info", message="Undid turn 2")
+    assert chat_texts(feed) == ["Fix the median", "Ran ls 1", "Fixed it.", "Undid turn 2"]
+    feed(p.TURN_UNDONE, turn=1, conversation=True)
+    assert chat_texts(feed) == [] and task.todos == [] and task.turn == 0
+
+
+def test_undo_that_kept_the_conversation_or_names_an_unknown_turn_keeps_the_chat() -> None:
+    feed = Feed()
+    created(feed)
+    run_turn(feed, 1, "Fix the median", "Fixed it.", ["read"], kind="prompt")
+    before = chat_texts(feed)
+    feed(p.TURN_UNDONE, turn=1, conversation=False)
+    feed(p.TURN_UNDONE, turn=7, conversation=True)
+    feed(p.TURN_UNDONE, turn="bad")
+    assert chat_texts(feed) == before
+
+
+def test_replaying_a_rollout_with_an_undo_gives_the_same_chat() -> None:
+    live = Feed()
+    created(live)
+    run_turn(live, 1, "Fix the median", "Fixed it.", ["read"], kind="prompt")
+    run_turn(live, 2, "now the mean", "Mean fixed too.", ["mean"])
+    live(p.TURN_UNDONE, turn=2, conversation=True)
+    run_turn(live, 2, "the mode instead", "Mode done.", ["mode"])
+    replayed = AppState()
+    for line in live.lines:
+        replayed.apply(p.Event.from_json(line))
+    shown = [(b.id, b.text) for b in live.state.tasks["t1"].blocks]
+    assert shown == [(b.id, b.text) for b in replayed.tasks["t1"].blocks]
+    assert [t.text for t in replayed.tasks["t1"].todos] == ["mode"]
+    assert "Mean fixed too." not in chat_texts(live) and "Mode done." in chat_texts(live)

@@ -95,6 +95,13 @@ class Sandbox(Protocol):
         """Tear the sandbox down; safe to call twice."""
         ...
 
+    async def alive(self) -> bool:
+        """False when the started sandbox is gone (removed, stopped, expired); one cheap check.
+
+        Raises SandboxError when that cannot be told (e.g. the Docker engine does not answer).
+        """
+        ...
+
     def describe(self) -> str:
         """One line for the user: backend, image, and what is (not) isolated."""
         ...

@@ -218,6 +218,26 @@ class DockerSandbox:
         if await remove_container(self._client, container_id):
             await reap_orphans(self._client)
 
+    async def alive(self) -> bool:
+        """Is the container still running? One inspect; False when it was removed, stopped or expired.
+
+        Raises SandboxError (EngineLost) when the engine does not answer.
+        """
+        if self.container_id is None or self._client is None:
+            return False
+        return await in_thread(self._running, self._client, self.container_id)
+
+    def _running(self, client: docker.DockerClient, container_id: str) -> bool:
+        try:
+            state = client.api.inspect_container(container_id)["State"]
+        except NotFound:
+            return False
+        except DockerException as exc:
+            raise SandboxError(
+                f"cannot inspect the sandbox container for task {self.spec.task_id}: {_explain(exc)}"
+            ) from None
+        return bool(state.get("Running"))
+
     def describe(self) -> str:
         """One line: image, container, network, workspace access, limits."""
         limits = self.spec.limits

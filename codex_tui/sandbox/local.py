@@ -164,6 +164,10 @@ class LocalSandbox:
             if not _group_alive(proc.pid):
                 self._groups.discard(proc.pid)
 
+    async def alive(self) -> bool:
+        """Always True: this machine is the sandbox, there is nothing that can disappear."""
+        return True
+
     async def stop(self) -> None:
         """Kill process groups left running by this sandbox's commands (e.g. `server &`); idempotent."""
         for pgid in list(self._groups):

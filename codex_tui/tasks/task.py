@@ -35,6 +35,7 @@ from codex_tui.protocol import (
     TASK_STATUS,
     TURN_COMPLETED,
     TURN_FAILED,
+    TURN_UNDONE,
     ApprovalDecision,
     OpResult,
 )
@@ -49,6 +50,8 @@ EmitFn = Callable[[str, str, dict[str, Any]], None]
 APP_STOPPED = "interrupted: the app stopped"
 HISTORY_EVENTS = frozenset({ITEM_COMPLETED, TURN_COMPLETED, TURN_FAILED})
 """After these events the agent's history changed: save it (coalesced)."""
+RESUME_HINT = "the checkout is intact; send a message to resume in a new sandbox"
+SANDBOX_REPLACED = "the sandbox container was gone; started a new one"
 _request_ids = itertools.count(1)
 
 
@@ -150,7 +153,7 @@ class Task:
             self.record.turns += 1
             checkpoint_id = await self.workspace.checkpoint(f"{self.id} before turn {self.record.turns}")
             self.record.checkpoints.append(
-                Checkpoint(checkpoint_id, len(self.agent.history), self.record.turns)
+                Checkpoint(checkpoint_id, len(self.agent.history), self.agent.turns + 1)  # its turn.started
             )
             self.record.unsent = ""
             result = await self.agent.run_turn(text, [Path(p) for p in images])
@@ -171,9 +174,7 @@ class Task:
         await self._after_turn_io()
         if self.sandbox_error:
             await self._drop_sandbox()
-            self.fail(
-                f"{self.sandbox_error} — the checkout is intact; send a message to resume in a new sandbox"
-            )
+            self.fail(f"{self.sandbox_error} — {RESUME_HINT}")
         elif result.status == "completed":
             self.set_status("ready")
         elif result.status == "interrupted" or self._interrupted:
@@ -194,7 +195,12 @@ class Task:
     # --- start-up ----------------------------------------------------------------------------
 
     async def _ensure_ready(self) -> None:
-        """Checkout, sandbox and agent, each created only when missing (or when the mode changed)."""
+        """Checkout, sandbox and agent, each created only when missing (or when the mode changed).
+
+        A sandbox that vanished while the task was idle (engine restart, container removed or
+        expired) is replaced here, so the turn does not fail on its first command.
+        """
+        replaced = await self._drop_sandbox_if_gone()
         if self.workspace is None or not self.sandbox_started or self.sandbox_mode != self.record.mode:
             self.set_status("starting")
         await self._ensure_workspace()
@@ -203,7 +209,20 @@ class Task:
         if self.agent is None:
             await self._build_agent()
         if not self.sandbox_started:
-            await self._start_sandbox()
+            await self._start_sandbox(SANDBOX_REPLACED if replaced else "")
+
+    async def _drop_sandbox_if_gone(self) -> bool:
+        """One check of an idle started sandbox; drop it when it is gone. True when it was dropped."""
+        if self.sandbox is None or not self.sandbox_started or self.sandbox_mode != self.record.mode:
+            return False
+        try:
+            alive = await self.sandbox.alive()
+        except SandboxError as exc:
+            raise TaskFailure(f"the sandbox failed: {exc} — {RESUME_HINT}") from None
+        if alive:
+            return False
+        await self._drop_sandbox()
+        return True
 
     async def _ensure_workspace(self) -> None:
         if self.workspace is not None:
@@ -297,13 +316,15 @@ class Task:
             self.agent.interrupt()
             asyncio.get_running_loop().call_later(0.02, self._stop_turn_after_sandbox_failure)
 
-    async def _start_sandbox(self) -> None:
+    async def _start_sandbox(self, note: str = "") -> None:
         assert self.sandbox is not None
         try:
             await self.sandbox.start()
         except SandboxError as exc:
             raise TaskFailure(f"the sandbox failed to start: {exc}") from None
         self.sandbox_started = True
+        if note:
+            self.note(note, "warning")
         self.emit(
             SANDBOX_INFO,
             {
@@ -524,8 +545,11 @@ class Task:
             message += "compacted since, so it stays as it is)."
         else:
             await self._truncate_history(checkpoint.history_len)
+            if self.agent is not None:
+                self.agent.turns = checkpoint.turn - 1
             message = f"Undid turn {checkpoint.turn}: files and conversation are back to before it."
-        self.record.turns = max(0, checkpoint.turn - 1)
+        self.record.turns = max(0, self.record.turns - 1)
+        self.emit(TURN_UNDONE, {"turn": checkpoint.turn, "conversation": checkpoint.history_len >= 0})
         self.note(message)
         await self.refresh_diff(force=True)
         self.ctx.store.put(self.record, urgent=True)
@@ -595,6 +619,10 @@ class _WatchedSandbox:
     async def stop(self) -> None:
         """Stop the real sandbox."""
         await self.inner.stop()
+
+    async def alive(self) -> bool:
+        """False once a command saw the sandbox die, else the real sandbox's answer."""
+        return self.failed is None and await self.inner.alive()
 
     def describe(self) -> str:
         """The real sandbox's description."""

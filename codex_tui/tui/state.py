@@ -46,6 +46,8 @@ class ChatBlock:
     rev: int = 0
     """Bumped when the text changes other than by appending (the widget is re-rendered)."""
     done: bool = False
+    turn: int = 0
+    """Serial of the turn the block belongs to (`TaskModel.turn_serial`; 0 = before any turn)."""
 
 
 @dataclass(slots=True)
@@ -81,6 +83,16 @@ class Approval:
 
 
 @dataclass(slots=True)
+class TurnMark:
+    """A turn the chat shows: its turn.started number, its serial, and the plan from before it."""
+
+    number: int
+    serial: int
+    todos: list[TodoItem]
+    todo_explanation: str
+
+
+@dataclass(slots=True)
 class TaskModel:
     """Everything the panes show about one task, derived from its events."""
 
@@ -107,6 +119,10 @@ class TaskModel:
     used_tokens: int = 0
     window_tokens: int = 0
     turn: int = 0
+    turn_serial: int = 0
+    """How many turns this model has seen start (undone ones included): tags every chat block."""
+    turn_marks: list[TurnMark] = field(default_factory=list)
+    """Turns started and not undone, oldest first."""
     blocks: list[ChatBlock] = field(default_factory=list)
     blocks_dropped: int = 0
     todos: list[TodoItem] = field(default_factory=list)
@@ -235,7 +251,9 @@ def _created(task: TaskModel, event: p.Event) -> None:
     task.model = str(d.get("model") or "")
     task.created = event.ts
     if task.prompt:
-        _add_block(task, ChatBlock("prompt", "user", task.prompt, _names(d.get("images")), done=True))
+        block = ChatBlock("prompt", "user", task.prompt, _names(d.get("images")), done=True)
+        block.turn = task.turn_serial + 1  # the prompt opens the first turn
+        _add_block(task, block)
 
 
 def _status(task: TaskModel, event: p.Event) -> None:
@@ -263,9 +281,10 @@ def _user_message(task: TaskModel, event: p.Event) -> None:
     kind = str(d.get("kind") or "prompt")
     if kind == "prompt" and task.blocks and task.blocks[0].id == "prompt" and task.blocks[0].text == text:
         return
-    _add_block(
-        task, ChatBlock(f"user-{event.seq}", "user", text, _names(d.get("images")), level=kind, done=True)
-    )
+    block = ChatBlock(f"user-{event.seq}", "user", text, _names(d.get("images")), level=kind, done=True)
+    if kind != "steer":
+        block.turn = task.turn_serial + 1  # a prompt or follow-up arrives just before its turn.started
+    _add_block(task, block)
 
 
 def _item(task: TaskModel, event: p.Event) -> None:
@@ -389,6 +408,27 @@ def _context_updated(task: TaskModel, event: p.Event) -> None:
 
 def _turn_started(task: TaskModel, event: p.Event) -> None:
     task.turn = _int(event.data.get("turn"), task.turn + 1)
+    task.turn_serial += 1
+    plan = [TodoItem(t.text, t.status) for t in task.todos]
+    task.turn_marks.append(TurnMark(task.turn, task.turn_serial, plan, task.todo_explanation))
+
+
+def _turn_undone(task: TaskModel, event: p.Event) -> None:
+    """Drop the undone turn (the newest one with that number) and anything after it from the chat."""
+    if event.data.get("conversation") is False:
+        return  # only the files went back: the conversation (and so the chat) stays
+    number = _int(event.data.get("turn"), -1)
+    index = next(
+        (i for i in reversed(range(len(task.turn_marks))) if task.turn_marks[i].number == number), -1
+    )
+    if index < 0:
+        return  # that turn never started (or is already gone): nothing of it is on screen
+    mark = task.turn_marks[index]
+    del task.turn_marks[index:]
+    task.blocks = [b for b in task.blocks if b.turn < mark.serial]
+    task.todos = mark.todos
+    task.todo_explanation = mark.todo_explanation
+    task.turn = task.turn_marks[-1].number if task.turn_marks else 0
 
 
 def _turn_failed(task: TaskModel, event: p.Event) -> None:
@@ -435,6 +475,7 @@ _HANDLERS = {
     p.CONTEXT_UPDATED: _context_updated,
     p.TURN_STARTED: _turn_started,
     p.TURN_FAILED: _turn_failed,
+    p.TURN_UNDONE: _turn_undone,
     p.COMPACTED: _compacted,
     p.SANDBOX_INFO: _sandbox_info,
     p.NOTE: _note_event,
@@ -523,6 +564,7 @@ def _block(task: TaskModel, block_id: str, kind: BlockKind) -> ChatBlock:
 
 
 def _add_block(task: TaskModel, block: ChatBlock) -> ChatBlock:
+    block.turn = block.turn or task.turn_serial
     task.blocks.append(block)
     if len(task.blocks) > MAX_BLOCKS:
         drop = len(task.blocks) - MAX_BLOCKS

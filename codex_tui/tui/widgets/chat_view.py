@@ -67,6 +67,7 @@ class ChatView(VerticalScroll):
             await self.clear()
             self._task_id = task_id
         visible = blocks[-MAX_RENDERED_BLOCKS:]
+        await self._remove_gone({block.id for block in visible})
         new: list[Widget] = []
         streaming: list[_Rendered] = []
         for block in visible:
@@ -130,13 +131,24 @@ class ChatView(VerticalScroll):
             stream, rendered.stream = rendered.stream, None
             await stream.stop()
 
+    async def _remove_gone(self, live: set[str]) -> None:
+        """Remove the widgets of blocks the model no longer shows (an undone turn, scrolled-off ones)."""
+        if all(block_id in live for block_id in self._order):
+            return
+        gone = [block_id for block_id in self._order if block_id not in live]
+        self._order = [block_id for block_id in self._order if block_id in live]
+        await self._remove(gone)
+
     async def _prune(self) -> None:
         excess = len(self._order) - MAX_RENDERED_BLOCKS
         if excess <= 0:
             return
         old_ids, self._order = self._order[:excess], self._order[excess:]
+        await self._remove(old_ids)
+
+    async def _remove(self, block_ids: list[str]) -> None:
         widgets = []
-        for block_id in old_ids:
+        for block_id in block_ids:
             rendered = self._rendered.pop(block_id)
             await self._stop_stream(rendered)
             widgets.append(rendered.widget)
