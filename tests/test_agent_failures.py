@@ -142,6 +142,32 @@ async def test_stream_cut_mid_tool_call_is_retried_without_running_the_tool_twic
     assert len(h.of("item.started", "command_execution")) == 1
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        '{"command": ["bash", "-c", "echo run >> runs.txt"',
+        {"command": ["bash", "-c", "echo run >> runs.txt"]},
+    ],
+    ids=["truncated-json", "json-that-parses"],
+)
+async def test_chat_answer_cut_off_at_the_output_limit_fails_the_turn_without_running_its_tool_call(
+    git_repo: Path, arguments: Any
+) -> None:
+    call = {"name": "shell", "arguments": arguments}
+    turn = {"text": "Recording a run.", "tool_calls": [call], "finish_reason": "length"}
+    scenario = {"name": "cutoff", "turns": [turn, {"text": "recorded"}]}
+    async with agent_harness(git_repo, [scenario], wire="chat") as h:
+        result = await h.agent.run_turn("record a run")
+    assert result.status == "failed"
+    assert result.error is not None and "cut off at its output limit (finish_reason=length)" in result.error
+    failed = h.of("turn.failed")
+    assert len(failed) == 1 and "finish_reason=length" in failed[0]["error"]["message"]
+    assert not (git_repo / "runs.txt").exists()
+    assert not h.of("item.started", "command_execution")
+    assert len(h.requests()) == 1
+    assert h.agent.history[-1]["role"] == "user" and not unanswered_calls(h.agent.history)
+
+
 class ExplodingTool:
     """A tool whose handler has a bug: it raises."""
 

@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from codex_tui.models.base import Completed, ModelRequest, ReasoningDelta, ToolCall, ToolSpec
+from codex_tui.models.base import (
+    Completed,
+    ModelError,
+    ModelRequest,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+)
 from codex_tui.models.chat import history_to_messages
 from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import collect_events, scripted_client
@@ -123,3 +131,47 @@ async def test_malformed_arguments_reach_the_agent_unchanged() -> None:
         events = await collect_events(scripted_client(srv.base_url, "chat"), request([prompt("go")]))
     (call,) = [e for e in events if isinstance(e, ToolCall)]
     assert call.arguments == "{not json"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ['{"command": ["bash", "-c", "echo hi > out.txt"', {"command": ["bash", "-c", "echo hi > out.txt"]}],
+    ids=["truncated-json", "json-that-parses"],
+)
+async def test_answer_cut_off_at_the_output_limit_is_an_error_and_yields_no_tool_call(arguments: Any) -> None:
+    turn = {
+        "text": "Writing it.",
+        "tool_calls": [{"name": "shell", "arguments": arguments}],
+        "finish_reason": "length",
+    }
+    async with ScriptedServer([{"name": "s", "turns": [turn]}]) as srv:
+        client = scripted_client(srv.base_url, "chat")
+        events: list[Any] = []
+        with pytest.raises(ModelError) as caught:
+            async for event in client.stream(request([prompt("go")])):
+                events.append(event)
+        sent = len(srv.model_requests())
+    assert "cut off at its output limit (finish_reason=length)" in str(caught.value)
+    assert not [e for e in events if isinstance(e, ToolCall | Completed)]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Writing it."
+    assert sent == 1  # not retried: the same request would be cut off again
+
+
+async def test_answer_stopped_by_the_content_filter_is_a_clear_error() -> None:
+    turn = {"text": "Sure, here", "finish_reason": "content_filter"}
+    async with ScriptedServer([{"name": "s", "turns": [turn]}]) as srv:
+        with pytest.raises(ModelError, match=r"content filter stopped the model's answer \(finish_reason="):
+            await collect_events(scripted_client(srv.base_url, "chat"), request([prompt("go")]))
+
+
+@pytest.mark.parametrize("finish_reason", [None, "stop"])
+async def test_answer_that_stops_normally_is_completed(finish_reason: str | None) -> None:
+    turn: dict[str, Any] = {"text": "All done."}
+    if finish_reason:
+        turn["finish_reason"] = finish_reason
+    async with ScriptedServer([{"name": "s", "turns": [turn]}]) as srv:
+        events = await collect_events(scripted_client(srv.base_url, "chat"), request([prompt("go")]))
+    assert isinstance(events[-1], Completed)
+    assert events[-1].items == [
+        {"type": "message", "role": "assistant", "content": [{"type": "text", "text": "All done."}]}
+    ]

@@ -56,6 +56,22 @@ async def test_non_streaming_answers_parse_with_the_sdk_on_both_apis() -> None:
     assert (choice.message.model_extra or {}).get("reasoning_content") == "why"
 
 
+async def test_scripted_finish_reason_ends_chat_with_it_and_responses_as_incomplete() -> None:
+    turn = {"text": "cut sh", "finish_reason": "length"}
+    async with ScriptedServer([{"name": "s", "turns": [turn]}]) as srv:
+        client = sdk(srv)
+        chat = await client.chat.completions.create(
+            model="scripted:s", messages=[msg("user", "hi")], tools=[SHELL_CHAT]
+        )
+        resp = await client.responses.create(model="scripted:s", input="hi", tools=[SHELL_FN])
+        stream = await client.responses.create(model="scripted:s", input="hi", tools=[SHELL_FN], stream=True)
+        last = [event async for event in stream][-1]
+    assert chat.choices[0].finish_reason == "length"
+    assert resp.status == "incomplete" and resp.incomplete_details is not None
+    assert resp.incomplete_details.reason == "max_output_tokens" and resp.output_text == "cut sh"
+    assert last.type == "response.incomplete"
+
+
 async def test_models_endpoint_lists_every_scenario() -> None:
     async with ScriptedServer(SCENARIOS) as srv:
         ids = [m.id async for m in await sdk(srv).models.list()]

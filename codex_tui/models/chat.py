@@ -4,6 +4,8 @@ Freeform (custom) tools are offered as plain function tools taking `{"input": st
 come back as `ToolCall(kind="function")` with that JSON as arguments. Reasoning arrives in the
 non-standard `reasoning_content` or `reasoning` delta fields and is streamed as ReasoningDelta; it
 is kept in the history for display but not sent back (compatible servers reject or ignore it).
+An answer that ends with `finish_reason` `length` or `content_filter` raises ModelError (like the
+Responses client's `response.incomplete`), so a truncated tool call is never run.
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ from codex_tui.models.sdk import WireClient, hang_up, raw_body
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 FREEFORM_INPUT_DESCRIPTION = "The complete raw input for this tool (for apply_patch: the whole patch text)."
+STOPPED_ANSWERS = {
+    "length": (
+        "the model's answer was cut off at its output limit (finish_reason=length); it was discarded "
+        "and none of its tool calls were run — ask for a smaller step or raise the server's output limit"
+    ),
+    "content_filter": (
+        "the server's content filter stopped the model's answer (finish_reason=content_filter); "
+        "it was discarded and none of its tool calls were run"
+    ),
+}
+"""Finish reasons that end the call with a ModelError: the answer (and any tool call) may be partial."""
 
 
 class ChatClient(WireClient):
@@ -226,8 +239,9 @@ class _StreamState:
         """The tool calls and the Completed event, once the stream has ended."""
         if self.finish_reason is None:
             raise StreamFailure("the stream ended before the answer was complete (no finish_reason)")
-        if self.finish_reason == "content_filter":
-            raise ModelError("the server's content filter stopped the answer")
+        stopped = STOPPED_ANSWERS.get(self.finish_reason)
+        if stopped is not None:  # a cut-off tool call's JSON may still parse: never hand one on
+            raise ModelError(stopped)
         items: list[HistoryItem] = []
         if self.reasoning:
             items.append(

@@ -24,7 +24,8 @@ holds ``*.json`` files)::
         "errors": [{"status": 429, "retry_after": 0.05, "message": "Rate limited"}],
         "cut_after_events": 3, "cut_cleanly": false,
         "stall_after_events": 2, "stall_ms": 60000,
-        "usage": {"input_tokens": 1200, "cached_input_tokens": 0, "output_tokens": 80}}]}
+        "usage": {"input_tokens": 1200, "cached_input_tokens": 0, "output_tokens": 80},
+        "finish_reason": "length"}]}
 
 Fields of a turn:
   ``text`` / ``reasoning``: the answer and its reasoning summary, streamed ``chunk_chars`` at a
@@ -44,6 +45,8 @@ Fields of a turn:
   events for ``stall_ms``, then the connection is dropped (once).
   ``reasoning_field``: Chat only, ``reasoning_content`` (default) or ``reasoning``.
   ``usage``: overrides the estimated token counts.
+  ``finish_reason``: how the answer ends (Chat's ``finish_reason``, default ``tool_calls`` or
+  ``stop``); on Responses ``length`` / ``content_filter`` end it with ``response.incomplete``.
 
 Stateless turn choice: the turn index is the number of model responses already in the request's
 history (a maximal run of assistant messages, reasoning and tool calls is one response), so
@@ -376,6 +379,7 @@ class ScriptedServer:
             "cached_input_tokens", self._cached_tokens(f"{api}\x00{conv.first_user_text}", body, items)
         )
         answer.output_tokens = turn.usage.get("output_tokens", produced // 4 + 1)
+        answer.finish_reason = turn.finish_reason
         return answer
 
     def _cached_tokens(self, key: str, body: dict[str, Any], items: list[Any]) -> int:
@@ -446,7 +450,9 @@ def _stream_events(api: str, plan: _Plan, body: dict[str, Any]) -> list[tuple[st
 
 def _full_body(api: str, answer: Answer, body: dict[str, Any], turn: Turn) -> dict[str, Any]:
     if api == "responses":
-        return responses_object(answer, body, status="completed")
+        return responses_object(
+            answer, body, status="incomplete" if answer.incomplete_reason() else "completed"
+        )
     return chat_body(answer, body, turn.reasoning_field)
 
 

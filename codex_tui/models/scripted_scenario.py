@@ -78,6 +78,9 @@ class Turn:
     reasoning_field: str = "reasoning_content"
     """Chat only: the delta field carrying reasoning (`reasoning_content` or `reasoning`)."""
     usage: dict[str, int] = field(default_factory=dict)
+    finish_reason: str | None = None
+    """How the answer ends: Chat's `finish_reason`; on Responses `length` / `content_filter` end
+    the stream with `response.incomplete` (reason `max_output_tokens` / `content_filter`)."""
 
 
 @dataclass(slots=True)
@@ -118,7 +121,7 @@ def _turn(raw: Any, where: str) -> Turn:
     if unknown:
         raise ScenarioError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     turn = Turn()
-    for key in ("text", "reasoning", "reasoning_field"):
+    for key in ("text", "reasoning", "reasoning_field", "finish_reason"):
         if key in raw:
             setattr(turn, key, _typed(raw[key], str, f"{where}: '{key}'"))
     for key in ("chunk_delay_ms", "delay_ms", "stall_ms"):

@@ -27,6 +27,20 @@ class Answer:
     input_tokens: int = 0
     cached_tokens: int = 0
     output_tokens: int = 0
+    finish_reason: str | None = None
+    """Overrides Chat's finish reason; `length` / `content_filter` make a Responses answer incomplete."""
+
+    def incomplete_reason(self) -> str | None:
+        """The Responses `incomplete_details.reason` of this answer, or None when it completes."""
+        return INCOMPLETE_REASONS.get(self.finish_reason or "")
+
+    def chat_finish_reason(self, has_calls: bool) -> str:
+        """The Chat `finish_reason` of this answer."""
+        return self.finish_reason or ("tool_calls" if has_calls else "stop")
+
+
+INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+"""Chat finish reasons that correspond to an incomplete Responses answer, with its reason."""
 
 
 @dataclass(slots=True)
@@ -92,8 +106,8 @@ def responses_output(answer: Answer, body: dict[str, Any]) -> list[dict[str, Any
 
 
 def responses_object(answer: Answer, body: dict[str, Any], *, status: str) -> dict[str, Any]:
-    """A `response` object (in_progress, completed or failed)."""
-    done = status == "completed"
+    """A `response` object (in_progress, completed, incomplete or failed)."""
+    done = status in ("completed", "incomplete")
     return {
         "id": f"resp_{answer.ident}",
         "object": "response",
@@ -109,7 +123,7 @@ def responses_object(answer: Answer, body: dict[str, Any], *, status: str) -> di
         "prompt_cache_key": body.get("prompt_cache_key"),
         "reasoning": body.get("reasoning"),
         "error": None,
-        "incomplete_details": None,
+        "incomplete_details": {"reason": answer.incomplete_reason()} if status == "incomplete" else None,
         "usage": _responses_usage(answer) if done else None,
     }
 
@@ -142,9 +156,8 @@ def responses_events(answer: Answer, body: dict[str, Any], chunk_chars: int) -> 
     for call in render_calls(answer, offered_tools(body), custom_allowed=True):
         events += _call_events(call, index, chunk_chars)
         index += 1
-    events.append(
-        {"type": "response.completed", "response": responses_object(answer, body, status="completed")}
-    )
+    end = "incomplete" if answer.incomplete_reason() else "completed"
+    events.append({"type": f"response.{end}", "response": responses_object(answer, body, status=end)})
     for seq, event in enumerate(events):
         event["sequence_number"] = seq
     return events
@@ -303,7 +316,7 @@ def chat_body(answer: Answer, body: dict[str, Any], reasoning_field: str) -> dic
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": "tool_calls" if calls else "stop",
+                "finish_reason": answer.chat_finish_reason(bool(calls)),
                 "logprobs": None,
             }
         ],
@@ -330,7 +343,7 @@ def chat_chunks(answer: Answer, body: dict[str, Any], chunk_chars: int, reasonin
             for piece in chunks(call.payload, chunk_chars)
         ]
     out: list[Any] = [_chat_chunk(answer, delta, None) for delta in deltas]
-    out.append(_chat_chunk(answer, {}, "tool_calls" if calls else "stop"))
+    out.append(_chat_chunk(answer, {}, answer.chat_finish_reason(bool(calls))))
     if (body.get("stream_options") or {}).get("include_usage"):
         out.append({**_chat_chunk(answer, {}, None), "choices": [], "usage": _chat_usage(answer)})
     out.append("[DONE]")
