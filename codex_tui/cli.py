@@ -118,10 +118,19 @@ def tasks_parser() -> argparse.ArgumentParser:
 
 
 def sandbox_parser() -> argparse.ArgumentParser:
-    """`codex-tui sandbox build|status`."""
-    parser = argparse.ArgumentParser(prog="codex-tui sandbox", description="The Docker sandbox image.")
-    parser.add_argument("action", choices=("build", "status"))
+    """`codex-tui sandbox build|status|prune`."""
+    parser = argparse.ArgumentParser(
+        prog="codex-tui sandbox",
+        description="The Docker sandbox image (build, status) and cached setup images (prune).",
+    )
+    parser.add_argument("action", choices=("build", "status", "prune"))
     parser.add_argument("--if-missing", action="store_true", help="build only when missing or stale")
+    parser.add_argument(
+        "--keep", type=int, default=1, metavar="N", help="prune: setup images kept per repository (default 1)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="prune: show what would be removed, remove nothing"
+    )
     _common(parser, run_options=False)
     return parser
 
@@ -509,12 +518,21 @@ def tasks_prune(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    """`sandbox build|status`: the default Docker image."""
+    """`sandbox build|status`: the default Docker image; `sandbox prune`: old setup images."""
     cfg = resolve_config(args)
     from codex_tui.sandbox.base import SandboxError
-    from codex_tui.sandbox.image import build_default_image, ensure_default_image, image_status
+    from codex_tui.sandbox.image import (
+        build_default_image,
+        ensure_default_image,
+        image_status,
+        prune_env_images,
+    )
 
     try:
+        if args.action == "prune":
+            report = run(prune_env_images(args.keep, dry_run=args.dry_run))
+            print("\n".join(report.lines()))
+            return 1 if report.failed else 0
         if args.action == "status":
             status = run(image_status(cfg.sandbox_image))
             print(status.summary())

@@ -193,6 +193,18 @@ def test_sandbox_status_without_an_engine_says_how_to_fix_it(
     assert "Traceback" not in result.stderr
 
 
+def test_sandbox_prune_without_an_engine_prints_one_line_and_exits_1(
+    isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    result = run_cli("sandbox", "prune", "--dry-run", home=isolated_home)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "codex-tui: sandbox prune: Docker engine not reachable at unix:///nonexistent"
+    )
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
 def test_version_and_help(isolated_home: Path) -> None:
     assert run_cli("--version", home=isolated_home).stdout.startswith("codex-tui ")
     help_text = run_cli("exec", "--help", home=isolated_home).stdout

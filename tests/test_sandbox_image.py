@@ -19,14 +19,17 @@ from codex_tui.sandbox.base import SandboxError, SandboxSpec, Stream
 from codex_tui.sandbox.docker import DockerSandbox
 from codex_tui.sandbox.image import (
     DEFAULT_IMAGE,
+    ENV_REPO_LABEL,
     IMAGE_VERSION,
     debian_mirror,
     ensure_env_image,
     env_image_tag,
     image_status,
+    prune_env_images,
     resolve_setup_script,
     setup_inputs,
 )
+from tests.conftest_docker import MakeDockerSandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,3 +252,94 @@ async def test_concurrent_tasks_on_same_repo_build_the_setup_once(
     env_tags.extend(tags)
     assert len(set(tags)) == 1
     assert log.text().count("built-once") == 1
+
+
+# --- pruning setup images ----------------------------------------------------------------------
+
+
+def image_exists(client: docker.DockerClient, tag: str) -> bool:
+    """True when the engine still has `tag`."""
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+async def test_negative_keep_is_a_clear_error() -> None:
+    with pytest.raises(SandboxError, match="--keep must be 0 or more, got -1"):
+        await prune_env_images(-1)
+
+
+@pytest.mark.docker
+async def test_prune_removes_the_older_setup_image_of_a_repository_only(
+    sandbox_image: str, repo: Path, env_tags: list[str], docker_engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    old = await ensure_env_image(sandbox_image, repo, unique_script("head -c 2000000 /dev/urandom > /opt/a"))
+    env_tags.append(old)
+    new = await ensure_env_image(sandbox_image, repo, unique_script("echo b > /opt/b"))
+    env_tags.append(new)
+    theirs = await ensure_env_image(sandbox_image, other, unique_script("echo c > /opt/c"))
+    env_tags.append(theirs)
+    assert docker_engine.images.get(new).labels[ENV_REPO_LABEL] == str(repo.resolve())
+    assert docker_engine.images.get(theirs).labels[ENV_REPO_LABEL] == str(other.resolve())
+
+    report = await prune_env_images(1, repos=[repo, other])
+
+    assert [image.tags for image in report.removed] == [[old]]
+    assert sorted(tag for image in report.kept for tag in image.tags) == sorted([new, theirs])
+    assert not report.failed and not report.in_use
+    assert 2_000_000 <= report.freed_bytes < 3_000_000, report.freed_bytes
+    assert not image_exists(docker_engine, old)
+    assert image_exists(docker_engine, new) and image_exists(docker_engine, theirs)
+    assert report.lines()[0].startswith(f"removed {old} (2.0 MB")
+    assert report.lines()[-1] == "1 setup image(s) removed, freed 2.0 MB; 2 kept"
+
+
+@pytest.mark.docker
+async def test_prune_keeps_an_image_a_running_container_uses(
+    sandbox_image: str,
+    repo: Path,
+    env_tags: list[str],
+    docker_engine: docker.DockerClient,
+    make_docker_sandbox: MakeDockerSandbox,
+) -> None:
+    old = await ensure_env_image(sandbox_image, repo, unique_script("echo a > /opt/a"))
+    new = await ensure_env_image(sandbox_image, repo, unique_script("echo b > /opt/b"))
+    env_tags.extend([old, new])
+    sandbox = make_docker_sandbox(image=old)
+    await sandbox.start()
+
+    report = await prune_env_images(1, repos=[repo])
+
+    assert [image.tags for image in report.in_use] == [[old]]
+    assert report.removed == [] and report.failed == []
+    assert image_exists(docker_engine, old) and image_exists(docker_engine, new)
+    assert f"kept (used by a container) {old}" in report.lines()[0]
+
+
+@pytest.mark.docker
+async def test_prune_dry_run_removes_nothing(
+    sandbox_image: str, repo: Path, env_tags: list[str], docker_engine: docker.DockerClient
+) -> None:
+    old = await ensure_env_image(sandbox_image, repo, unique_script("echo a > /opt/a"))
+    new = await ensure_env_image(sandbox_image, repo, unique_script("echo b > /opt/b"))
+    env_tags.extend([old, new])
+
+    report = await prune_env_images(1, dry_run=True, repos=[repo])
+    assert [image.tags for image in report.removed] == [[old]]
+    assert report.lines()[-1].startswith("1 setup image(s) would be removed, would free ")
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "codex_tui", "sandbox", "prune", "--dry-run", "--keep", "1"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert f"would remove {old} (" in cli.stdout and f"[{repo.resolve()}]" in cli.stdout
+    assert f"would remove {new} " not in cli.stdout
+    assert image_exists(docker_engine, old) and image_exists(docker_engine, new)
