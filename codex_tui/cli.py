@@ -12,11 +12,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from codex_tui import __version__
 from codex_tui.config import APPROVAL_POLICIES, BACKENDS, Config, ConfigError, load_config
 from codex_tui.protocol import SANDBOX_MODES
+
+if TYPE_CHECKING:
+    from codex_tui.tasks.store import TaskRecord
 
 EXIT_CONFIG = 2
 SUBCOMMANDS = ("exec", "tasks", "sandbox")
@@ -331,12 +334,12 @@ def tasks_list(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _settle_orphan(record: Any) -> None:
+def _settle_orphan(record: TaskRecord) -> None:
     """A task left "running" by a process that is gone is shown as the next start will record it."""
     from codex_tui.tasks.manager import ACTIVE_STATUSES, owned_by_other_process
     from codex_tui.tasks.task import APP_STOPPED
 
-    if record.status in ACTIVE_STATUSES and not owned_by_other_process(record.owner_pid):
+    if record.status in ACTIVE_STATUSES and not owned_by_other_process(record):
         record.status, record.message = "failed", APP_STOPPED
 
 

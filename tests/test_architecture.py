@@ -11,13 +11,25 @@ PACKAGE = Path(__file__).resolve().parent.parent / "codex_tui"
 
 # Each layer may import itself and the layers listed before it.
 LAYERS: list[set[str]] = [
-    {"protocol", "config"},
+    {"protocol", "config", "process"},
     {"models", "tools", "sandbox", "workspace"},
     {"agent"},
     {"tasks", "demo"},
     {"exec", "tui", "cli", "__main__"},
 ]
-CORE = {"protocol", "config", "models", "tools", "sandbox", "workspace", "agent", "tasks", "demo", "exec"}
+CORE = {
+    "protocol",
+    "config",
+    "process",
+    "models",
+    "tools",
+    "sandbox",
+    "workspace",
+    "agent",
+    "tasks",
+    "demo",
+    "exec",
+}
 
 
 def _layer_of(part: str) -> int:

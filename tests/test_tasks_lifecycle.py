@@ -15,6 +15,8 @@ import psutil
 
 from codex_tui import protocol as p
 from codex_tui.models.scripted import ScriptedServer
+from codex_tui.process import process_alive, process_start_ticks
+from codex_tui.tasks.store import RolloutStore, TaskRecord
 from tests.test_tasks_support import (
     EventLog,
     add_file_patch,
@@ -295,3 +297,37 @@ async def test_task_cut_off_by_a_killed_app_is_resumed_with_a_follow_up(
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and max(seqs) > seq_before
     history = json.loads((cfg.data_dir / "rollouts" / f"{task_id}.history.json").read_text())
     assert any(item.get("type") == "tool_result" and "aborted" in item["output"] for item in history)
+
+
+async def test_a_reused_pid_does_not_pass_for_the_app_that_crashed(
+    git_repo: Path, isolated_home: Path
+) -> None:
+    """A task left running by a crashed app is resumable even if its pid now belongs to another process."""
+    cfg = scripted_config(isolated_home, "http://127.0.0.1:9/v1")
+    stranger = await asyncio.create_subprocess_exec("sleep", "30")
+    try:
+        store = RolloutStore(cfg.data_dir)
+        await store.open()
+        now = time.time()
+        for task_id, start in (("t-reused", "1"), ("t-live", process_start_ticks(stranger.pid))):
+            record = TaskRecord(task_id, task_id, "prompt", str(git_repo), now, now, status="running")
+            record.owner_pid, record.owner_start = stranger.pid, start
+            store.put(record)
+        await store.close()
+        async with started_manager(cfg, git_repo) as (manager, _log):
+            tasks = {t["id"]: t for t in manager.tasks()}
+    finally:
+        stranger.kill()
+        await stranger.wait()
+    assert (tasks["t-reused"]["status"], tasks["t-reused"]["message"]) == (
+        "failed",
+        "interrupted: the app stopped",
+    )
+    assert "t-live" not in tasks, "a task another live app runs is not ours to touch"
+
+
+def test_process_alive_checks_the_start_time_when_it_was_recorded() -> None:
+    me = os.getpid()
+    assert process_alive(me) and process_alive(me, process_start_ticks(me))
+    assert not process_alive(me, "1")
+    assert not process_alive(0)

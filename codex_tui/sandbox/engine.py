@@ -8,13 +8,13 @@ import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import docker
 import requests
 from docker.errors import DockerException
 
+from codex_tui.process import process_alive, process_start_ticks
 from codex_tui.sandbox.base import SandboxError
 
 ClientFactory = Callable[[], docker.DockerClient]
@@ -40,29 +40,13 @@ def owner_labels() -> dict[str, str]:
     }
 
 
-def process_start_ticks(pid: int) -> str:
-    """The process's start time in clock ticks since boot ("" when unknown); guards against pid reuse."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[-1].split()[19]
-
-
 def owner_alive(labels: dict[str, str]) -> bool:
     """True when the process named by a container's owner labels still runs on this host."""
     try:
         pid = int(labels.get(LABEL_OWNER_PID, ""))
     except ValueError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    start = labels.get(LABEL_OWNER_START, "")
-    return not start or process_start_ticks(pid) in ("", start)
+    return process_alive(pid, labels.get(LABEL_OWNER_START, ""))
 
 
 _POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="codex-docker")

@@ -23,6 +23,7 @@ from typing import Any
 
 from codex_tui.config import APPROVAL_POLICIES, EFFORTS, Config, ConfigError
 from codex_tui.models.base import ModelClient
+from codex_tui.process import process_alive
 from codex_tui.protocol import (
     APPROVAL_REQUESTED,
     ERROR,
@@ -153,7 +154,7 @@ class TaskManager:
         records = list(self.store.records.values())
         self._seqs.update(await self.store.last_seqs(r.id for r in records))
         for record in sorted(records, key=lambda r: r.created):
-            if record.status in ACTIVE_STATUSES and owned_by_other_process(record.owner_pid):
+            if record.status in ACTIVE_STATUSES and owned_by_other_process(record):
                 del self.store.records[record.id]
                 continue
             task = Task(record, self._context())
@@ -671,14 +672,9 @@ class _Submission:
     title: str
 
 
-def owned_by_other_process(pid: int) -> bool:
-    """True when `pid` is another process that is still alive (its tasks are not ours to touch)."""
-    if pid <= 0 or pid == os.getpid():
+def owned_by_other_process(record: TaskRecord) -> bool:
+    """True when another live process (not a reused pid) last ran this task: it is not ours to touch."""
+    if record.owner_pid == os.getpid():
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    return process_alive(record.owner_pid, record.owner_start)
     return True

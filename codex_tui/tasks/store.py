@@ -72,6 +72,8 @@ class TaskRecord:
     """The checkout was deleted by `tasks prune`; the rollout stays browsable."""
     owner_pid: int = 0
     """The process that last ran a turn of this task (tells a crash from another live app)."""
+    owner_start: str = ""
+    """That process's start time (`process_start_ticks`), so a reused pid is not taken for it."""
     unsent: str = ""
     """A message whose turn failed before it reached the agent (sandbox down…): sent with the next one."""
 

@@ -20,6 +20,7 @@ from typing import Any
 from codex_tui.agent.loop import Agent, AgentSettings
 from codex_tui.config import Config, ConfigError
 from codex_tui.models.base import ModelClient
+from codex_tui.process import process_start_ticks
 from codex_tui.protocol import (
     APPROVAL_REQUESTED,
     APPROVAL_RESOLVED,
@@ -145,6 +146,7 @@ class Task:
         """
         self._interrupted = False
         self.record.owner_pid = os.getpid()
+        self.record.owner_start = process_start_ticks(self.record.owner_pid)
         self.record.unsent = text
         try:
             await self._ensure_ready()
