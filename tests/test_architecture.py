@@ -11,13 +11,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "codex_tui"
 
 # Each layer may import itself and the layers listed before it.
 LAYERS: list[set[str]] = [
-    {"protocol", "config", "process"},
+    {"protocol", "config", "process", "boundary"},
     {"models", "tools", "sandbox", "workspace"},
     {"agent"},
     {"tasks", "demo"},
     {"exec", "tui", "cli", "__main__"},
 ]
 CORE = {
+    "boundary",
     "protocol",
     "config",
     "process",

@@ -108,16 +108,25 @@ async def test_a_directory_is_not_an_image(tmp_path: Path) -> None:
     assert (await view(ctx, "dir")).output == "not a file: dir"
 
 
-@pytest.mark.parametrize("path", ["../outside.png", "/etc/passwd", "link.png"])
-async def test_images_outside_the_workspace_are_refused(tmp_path: Path, path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("../outside.png", "outside the workspace"),
+        ("/etc/passwd", "outside the workspace"),
+        ("link.png", "links in the workspace are not followed"),
+        ("linkdir/outside.png", "links in the workspace are not followed"),
+    ],
+)
+async def test_images_outside_the_workspace_are_refused(tmp_path: Path, path: str, message: str) -> None:
     root = tmp_path / "ws"
     root.mkdir()
     (tmp_path / "outside.png").write_bytes(png_1x1())
     (root / "link.png").symlink_to(tmp_path / "outside.png")
+    (root / "linkdir").symlink_to(tmp_path)
     _, ctx = setup(root)
     result = await view(ctx, path)
     assert not result.success
-    assert "outside the workspace" in result.output
+    assert message in result.output
     assert result.images == []
 
 

@@ -302,12 +302,19 @@ async def test_remove_deletes_the_checkout_but_never_a_foreign_folder(git_repo: 
 
     assert not ws.path.exists()
     assert (git_repo / "calc.py").exists()
-    stranger = Workspace(path=git_repo.parent / "other", source=git_repo, task_id="t9")
+    other = await Workspace.create(git_repo, tmp_path / "other", "t9")
+    stranger = Workspace(
+        path=tmp_path / "foreign", meta={**_meta(other), "task_id": "t9"}, host=other.host, base={}
+    )
     stranger.path.mkdir()
     (stranger.path / "keep.txt").write_text("mine\n")
     with pytest.raises(WorkspaceError, match="refusing to delete"):
         await stranger.remove()
     assert (stranger.path / "keep.txt").exists()
+
+
+def _meta(ws: Workspace) -> dict[str, object]:
+    return {"task_id": ws.task_id, "source": str(ws.source), "source_is_git": True}
 
 
 def test_slugify_makes_short_branch_safe_names() -> None:

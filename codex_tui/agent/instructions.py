@@ -7,6 +7,8 @@ from functools import cache
 from pathlib import Path
 from typing import Final
 
+from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath
+
 AGENTS_FILE: Final = "AGENTS.md"
 AGENTS_MAX_BYTES: Final = 32 * 1024
 _PROMPT_FILE: Final = Path(__file__).with_name("prompt.md")
@@ -43,41 +45,49 @@ def find_git_root(start: Path) -> Path | None:
     return None
 
 
-def agents_md_paths(cwd: Path, home: Path | None) -> list[Path]:
-    """AGENTS.md files that apply to `cwd`: the global one, then git root down to cwd (root first)."""
+def agents_md_paths(cwd: Path, home: Path | None, root: Path | None = None) -> list[Path]:
+    """AGENTS.md files that apply to `cwd`: the global one, then `root` (default: the git root) down
+    to cwd. A link named AGENTS.md in the repository is not one (it could point anywhere)."""
     cwd = cwd.resolve()
     found: list[Path] = []
     if home is not None and (home / AGENTS_FILE).is_file():
         found.append((home / AGENTS_FILE).resolve())
-    root = find_git_root(cwd)
-    for folder in _folders_down_to(root, cwd):
+    top = root.resolve() if root is not None else find_git_root(cwd)
+    for folder in _folders_down_to(top, cwd):
         candidate = folder / AGENTS_FILE
-        if candidate.is_file() and candidate.resolve() not in found:
-            found.append(candidate.resolve())
+        if candidate.is_file() and not candidate.is_symlink() and candidate not in found:
+            found.append(candidate)
     return found
 
 
 def _folders_down_to(root: Path | None, cwd: Path) -> list[Path]:
-    if root is None:
+    if root is None or not cwd.is_relative_to(root):
         return [cwd]
     parts = cwd.relative_to(root).parts
     return [root.joinpath(*parts[:depth]) for depth in range(len(parts) + 1)]
 
 
-def load_project_docs(cwd: Path, home: Path | None, max_bytes: int = AGENTS_MAX_BYTES) -> ProjectDocs:
-    """Read and join the AGENTS.md files for `cwd`, capped at `max_bytes` (UTF-8) with a note."""
-    paths = agents_md_paths(cwd, home)
-    root = find_git_root(cwd.resolve())
+def load_project_docs(
+    cwd: Path, home: Path | None, max_bytes: int = AGENTS_MAX_BYTES, root: Path | None = None
+) -> ProjectDocs:
+    """Read and join the AGENTS.md files for `cwd`, capped at `max_bytes` (UTF-8) with a note.
+
+    `root` is the task's checkout: files beneath it are read without following links (regular
+    files only, bounded), since the sandbox can write them.
+    """
+    top = root.resolve() if root is not None else find_git_root(cwd.resolve())
+    paths = agents_md_paths(cwd, home, top)
     docs = ProjectDocs(text="")
     chunks: list[str] = []
     used = 0
     for path in paths:
         try:
-            body = _read_head(path, max_bytes + 1).decode("utf-8", errors="replace").strip()
-        except OSError as exc:
-            docs.warnings.append(f"cannot read {path}: {exc.strerror or exc}")
+            body = _read_doc(path, top, max_bytes + 1).decode("utf-8", errors="replace").strip()
+        except (OSError, UnsafePath) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            docs.warnings.append(f"cannot read {path}: {reason}")
             continue
-        chunk = f"## {_doc_label(path, root, home)}\n\n{body}\n\n"
+        chunk = f"## {_doc_label(path, top, home)}\n\n{body}\n\n"
         size = len(chunk.encode("utf-8"))
         docs.files.append(path)
         if used + size > max_bytes:
@@ -91,6 +101,14 @@ def load_project_docs(cwd: Path, home: Path | None, max_bytes: int = AGENTS_MAX_
         used += size
     docs.text = "".join(chunks).strip()
     return docs
+
+
+def _read_doc(path: Path, root: Path | None, limit: int) -> bytes:
+    """The first `limit` bytes of an AGENTS.md: through safe_fs beneath the repository root."""
+    if root is None or not path.is_relative_to(root):
+        return _read_head(path, limit)
+    with CheckoutRoot(root) as files:
+        return files.read_file(path.relative_to(root).as_posix(), limit, truncate=True)
 
 
 def build_instructions(*, docs: ProjectDocs, workdir: str, mode: str, sandbox_description: str = "") -> str:

@@ -657,7 +657,7 @@ class Agent:
     # --- helpers ---------------------------------------------------------------------------------
 
     async def _build_instructions(self) -> str:
-        docs = await asyncio.to_thread(load_project_docs, self._cwd, self.settings.home)
+        docs = await asyncio.to_thread(load_project_docs, self._cwd, self.settings.home, root=self._workspace)
         for warning in docs.warnings:
             if warning not in self._warned:
                 self._warned.add(warning)

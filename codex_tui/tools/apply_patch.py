@@ -17,8 +17,9 @@ Semantics follow Codex's ``apply-patch`` crate: lenient markers (surrounding whi
 wrapper), chunks located by content (exact, then ignoring trailing whitespace, then trimmed, then
 with Unicode punctuation normalised; never by line number), ``@@ context`` lines to narrow the
 search, ``*** End of File`` to anchor at the end, files applied one after the other. Every path is
-relative to the root and is checked after resolving symlinks, so a patch can never touch a file
-outside the root.
+relative to the root and checked without looking at the disk; files are then read and written through
+:mod:`codex_tui.boundary.safe_fs` (no link followed, regular files only, atomic replacement), so a
+patch never touches a file outside the root, even when the sandbox swaps a folder for a link.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath, split_relative
+
 BEGIN_PATCH: Final = "*** Begin Patch"
 END_PATCH: Final = "*** End Patch"
 ADD_FILE: Final = "*** Add File: "
@@ -40,6 +43,7 @@ END_OF_FILE: Final = "*** End of File"
 CONTEXT_MARKER: Final = "@@ "
 EMPTY_CONTEXT_MARKER: Final = "@@"
 HEREDOC_STARTS: Final = ("<<EOF", "<<'EOF'", '<<"EOF"')
+MAX_PATCHED_FILE_BYTES: Final = 64 * 1024 * 1024
 
 ChangeKind = Literal["add", "delete", "update"]
 
@@ -327,29 +331,32 @@ def seek_sequence(lines: list[str], pattern: list[str], start: int, eof: bool) -
 # --- paths -------------------------------------------------------------------------------------
 
 
-def resolve_in_root(root: Path, path: str, cwd: Path | None = None) -> Path:
-    """The real path of `path` (relative to `cwd`, default `root`); raises PatchPathError outside root."""
+def relative_in_root(root: Path, path: str, cwd: Path | None = None) -> str:
+    """`path` (relative to `cwd`, default `root`) as a checked path relative to `root`.
+
+    Purely lexical: nothing in the checkout is consulted, so a link the sandbox planted cannot
+    redirect it; the file operations then walk the path without following links.
+    """
     if not path.strip():
         raise PatchPathError("empty file path")
     if "\x00" in path:
         raise PatchPathError(f"invalid file path {path!r}")
     if posixpath.isabs(path) or path.startswith("~"):
         raise PatchPathError(f"{path}: absolute paths are not allowed; use a path relative to the workspace")
-    real_root = Path(os.path.realpath(root))
-    base = Path(os.path.realpath(cwd)) if cwd is not None else real_root
-    real = Path(os.path.realpath(base / path))
-    if real == real_root or not real.is_relative_to(real_root):
-        raise PatchPathError(f"{path}: resolves outside the workspace; only files inside it can be changed")
-    return real
-
-
-def _named_path(root: Path, path: str, cwd: Path | None) -> Path:
-    """The path itself (a symlink stays a symlink) after checking that its target is inside root."""
-    resolve_in_root(root, path, cwd)
-    normal = posixpath.normpath(path)
-    base = Path(os.path.realpath(cwd)) if cwd is not None else Path(os.path.realpath(root))
-    parent = resolve_in_root(root, posixpath.dirname(normal), cwd) if posixpath.dirname(normal) else base
-    return parent / posixpath.basename(normal)
+    base = ""
+    if cwd is not None:
+        base = os.path.relpath(os.path.realpath(cwd), os.path.realpath(root))
+        if base == ".." or base.startswith("../"):
+            raise PatchPathError(f"{path}: the working directory is outside the workspace")
+    try:
+        parts = split_relative(posixpath.join(base, path) if base != "." else path)
+    except UnsafePath as error:
+        if ".git" in str(error):
+            raise PatchPathError(f"{path}: files under .git cannot be changed with apply_patch") from None
+        raise PatchPathError(
+            f"{path}: resolves outside the workspace; only files inside it can be changed"
+        ) from None
+    return "/".join(parts)
 
 
 def to_relative(path: str, *, roots: tuple[str, ...]) -> str | None:
@@ -389,9 +396,10 @@ def apply_patch(text: str, root: Path, cwd: Path | None = None) -> PatchResult:
         return PatchResult(False, f"Patch rejected: {error}", planned=planned)
     applied: list[FileChange] = []
     try:
-        for hunk in hunks:
-            applied.append(_apply_hunk(hunk, root, cwd))
-    except (_ApplyError, PatchPathError) as error:
+        with CheckoutRoot(root) as files:
+            for hunk in hunks:
+                applied.append(_apply_hunk(hunk, files, root, cwd))
+    except (_ApplyError, PatchPathError, UnsafePath) as error:
         return PatchResult(False, _failure_text(str(error), applied), applied, planned)
     return PatchResult(True, _summary(applied), applied, planned)
 
@@ -410,9 +418,9 @@ def _planned_change(hunk: Hunk) -> FileChange:
 
 
 def _check_paths(hunk: Hunk, root: Path, cwd: Path | None) -> None:
-    resolve_in_root(root, hunk.path, cwd)
+    relative_in_root(root, hunk.path, cwd)
     if isinstance(hunk, UpdateFile) and hunk.move_path is not None:
-        resolve_in_root(root, hunk.move_path, cwd)
+        relative_in_root(root, hunk.move_path, cwd)
 
 
 def _summary(applied: list[FileChange]) -> str:
@@ -434,38 +442,38 @@ def _failure_text(message: str, applied: list[FileChange]) -> str:
     )
 
 
-def _apply_hunk(hunk: Hunk, root: Path, cwd: Path | None) -> FileChange:
+def _apply_hunk(hunk: Hunk, files: CheckoutRoot, root: Path, cwd: Path | None) -> FileChange:
     if isinstance(hunk, AddFile):
-        target = resolve_in_root(root, hunk.path, cwd)
-        _write(target, hunk.contents, hunk.path)
+        _write(files, relative_in_root(root, hunk.path, cwd), hunk.contents, hunk.path)
         return FileChange(hunk.path, "add", added=hunk.contents.count("\n"))
     if isinstance(hunk, DeleteFile):
-        target = _named_path(root, hunk.path, cwd)
-        removed = _count_lines_of(target)
+        target = relative_in_root(root, hunk.path, cwd)
+        removed = _count_lines_of(files, target)
         try:
-            if target.is_dir():
-                raise IsADirectoryError(21, "Is a directory")
-            target.unlink()
+            if not files.remove(target):
+                raise _ApplyError(f"Failed to delete file {hunk.path}: No such file or directory")
+        except UnsafePath as error:
+            raise _ApplyError(f"Failed to delete file {hunk.path}: {error}") from None
         except OSError as error:
             raise _ApplyError(f"Failed to delete file {hunk.path}: {_reason(error)}") from None
         return FileChange(hunk.path, "delete", removed=removed)
-    return _apply_update(hunk, root, cwd)
+    return _apply_update(hunk, files, root, cwd)
 
 
-def _apply_update(hunk: UpdateFile, root: Path, cwd: Path | None) -> FileChange:
-    source = resolve_in_root(root, hunk.path, cwd)
-    original = _read_text(source, hunk.path)
+def _apply_update(hunk: UpdateFile, files: CheckoutRoot, root: Path, cwd: Path | None) -> FileChange:
+    source = relative_in_root(root, hunk.path, cwd)
+    original = _read_text(files, source, hunk.path)
     new_text, added, removed = derive_new_contents(original, hunk.chunks, hunk.path)
     if hunk.move_path is None:
-        _write(source, new_text, hunk.path)
+        _write(files, source, new_text, hunk.path)
         return FileChange(hunk.path, "update", added=added, removed=removed)
-    dest = resolve_in_root(root, hunk.move_path, cwd)
-    _write(dest, new_text, hunk.move_path)
+    dest = relative_in_root(root, hunk.move_path, cwd)
+    _write(files, dest, new_text, hunk.move_path)
     if dest != source:
         try:
-            _named_path(root, hunk.path, cwd).unlink()
-        except OSError as error:
-            raise _ApplyError(f"Failed to remove original {hunk.path}: {_reason(error)}") from None
+            files.remove(source)
+        except (OSError, UnsafePath) as error:
+            raise _ApplyError(f"Failed to remove original {hunk.path}: {error}") from None
     return FileChange(hunk.path, "update", move_path=hunk.move_path, added=added, removed=removed)
 
 
@@ -545,29 +553,27 @@ def _uses_crlf(text: str) -> bool:
     return newlines > 0 and text.count("\r\n") == newlines
 
 
-def _read_text(path: Path, shown: str) -> str:
+def _read_text(files: CheckoutRoot, path: str, shown: str) -> str:
     try:
-        if path.is_dir():
-            raise IsADirectoryError(21, "Is a directory")
-        return path.read_bytes().decode("utf-8", errors="surrogateescape")
+        return files.read_file(path, MAX_PATCHED_FILE_BYTES).decode("utf-8", errors="surrogateescape")
+    except UnsafePath as error:
+        raise _ApplyError(f"Failed to read file to update {shown}: {error}") from None
     except OSError as error:
         raise _ApplyError(f"Failed to read file to update {shown}: {_reason(error)}") from None
 
 
-def _count_lines_of(path: Path) -> int:
+def _count_lines_of(files: CheckoutRoot, path: str) -> int:
     try:
-        return path.read_bytes().count(b"\n") if path.is_file() else 0
-    except OSError:
+        return files.read_file(path, MAX_PATCHED_FILE_BYTES).count(b"\n")
+    except (OSError, UnsafePath):
         return 0
 
 
-def _write(path: Path, text: str, shown: str) -> None:
+def _write(files: CheckoutRoot, path: str, text: str, shown: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise _ApplyError(f"Failed to create parent directories for {shown}: {_reason(error)}") from None
-    try:
-        path.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+        files.write_file(path, text.encode("utf-8", errors="surrogateescape"))
+    except UnsafePath as error:
+        raise _ApplyError(f"Failed to write file {shown}: {error}") from None
     except OSError as error:
         raise _ApplyError(f"Failed to write file {shown}: {_reason(error)}") from None
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath
 from codex_tui.models.base import ToolSpec
 from codex_tui.protocol import ITEM_COMPLETED, ITEM_IMAGE, ITEM_STARTED
-from codex_tui.tools.apply_patch import PatchPathError, resolve_in_root, to_relative
+from codex_tui.tools.apply_patch import PatchPathError, relative_in_root, to_relative
 from codex_tui.tools.arguments import ArgumentsError, parse_json_object, required_str
 from codex_tui.tools.base import ToolContext, ToolResult
 
@@ -52,6 +54,37 @@ def sniff_image_type(header: bytes) -> str | None:
     return None
 
 
+def load_workspace_image(
+    root: Path, relative: str, shown: str, max_bytes: int = MAX_IMAGE_BYTES
+) -> LoadedImage:
+    """Read an image from a task's checkout without following links (blocking); raises ImageError."""
+    try:
+        with CheckoutRoot(root) as files:
+            found = files.lstat(relative)
+            if found is None:
+                raise ImageError(f"image not found: {shown}")
+            if stat.S_ISDIR(found.st_mode):
+                raise ImageError(f"not a file: {shown}")
+            if stat.S_ISREG(found.st_mode) and found.st_size > max_bytes:
+                size = found.st_size / 1_048_576
+                raise ImageError(
+                    f"image too large: {shown} is {size:.1f} MB (limit {max_bytes // 1_048_576} MB)"
+                )
+            data = files.read_file(relative, max_bytes)
+    except UnsafePath as error:
+        raise ImageError(f"cannot attach {shown}: {error}") from None
+    except OSError as error:
+        raise ImageError(f"cannot read {shown}: {error.strerror or error}") from None
+    return _checked_image(data, shown)
+
+
+def _checked_image(data: bytes, shown: str) -> LoadedImage:
+    mime = sniff_image_type(data[:16])
+    if mime is None:
+        raise ImageError(f"not an image: {shown} is not a PNG, JPEG, GIF or WebP file")
+    return LoadedImage(mime, data)
+
+
 def load_image(path: Path, shown: str, max_bytes: int = MAX_IMAGE_BYTES) -> LoadedImage:
     """Read and check an image file (blocking: call it in a thread); raises ImageError."""
     try:
@@ -64,13 +97,13 @@ def load_image(path: Path, shown: str, max_bytes: int = MAX_IMAGE_BYTES) -> Load
             raise ImageError(
                 f"image too large: {shown} is {size / 1_048_576:.1f} MB (limit {max_bytes // 1_048_576} MB)"
             )
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
     except OSError as error:
         raise ImageError(f"cannot read {shown}: {error.strerror or error}") from None
-    mime = sniff_image_type(data[:16])
-    if mime is None:
-        raise ImageError(f"not an image: {shown} is not a PNG, JPEG, GIF or WebP file")
-    return LoadedImage(mime, data)
+    if len(data) > max_bytes:
+        raise ImageError(f"image too large: {shown} is over {max_bytes // 1_048_576} MB")
+    return _checked_image(data, shown)
 
 
 class ViewImageTool:
@@ -92,8 +125,8 @@ class ViewImageTool:
         """Check the path and the file, then return the image as a content part."""
         try:
             shown = required_str(parse_json_object(arguments), "path").strip()
-            target = _resolve(shown, ctx)
-            image = await asyncio.to_thread(load_image, target, shown)
+            relative = _resolve(shown, ctx)
+            image = await asyncio.to_thread(load_workspace_image, ctx.workspace, relative, shown)
         except (ArgumentsError, ImageError) as error:
             return ToolResult(str(error), success=False)
         item = {"id": ctx.new_item_id(), "type": ITEM_IMAGE, "path": shown}
@@ -103,12 +136,12 @@ class ViewImageTool:
         return ToolResult(f"attached image {shown}", images=[part])
 
 
-def _resolve(path: str, ctx: ToolContext) -> Path:
+def _resolve(path: str, ctx: ToolContext) -> str:
     roots = (ctx.sandbox.workdir, str(ctx.workspace), os.path.realpath(ctx.workspace))
     relative = to_relative(path, roots=roots)
     if relative is None:
         raise ImageError(f"{path} is outside the workspace; give a path relative to the workspace")
     try:
-        return resolve_in_root(ctx.workspace, relative)
+        return relative_in_root(ctx.workspace, relative)
     except PatchPathError as error:
         raise ImageError(str(error)) from None

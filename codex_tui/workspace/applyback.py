@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import secrets
 import stat
 import tempfile
@@ -22,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from codex_tui.workspace.gitrun import WorkspaceError, read_blobs, run_git, run_git_code, split_z
+from codex_tui.boundary.safe_fs import UnsafePath, split_relative
+from codex_tui.workspace.gitrun import WorkspaceError, run_git, run_git_code, split_z
+from codex_tui.workspace.hostgit import HostGit
 
 Kind = Literal["missing", "file", "symlink", "gitlink", "dir", "other"]
 Action = Literal["write", "delete", "chmod", "skip", "conflict"]
@@ -81,9 +84,9 @@ class TreeChange:
     task: FileState
 
 
-def tree_changes(checkout: Path, base: str, tree: str) -> list[TreeChange]:
+def tree_changes(host: HostGit, base: str, tree: str) -> list[TreeChange]:
     """The task's changes, path by path, without rename detection."""
-    out = run_git(checkout, "diff-tree", "-r", "-z", "--no-renames", base, tree)
+    out = host.run("diff-tree", "-r", "-z", "--no-renames", base, tree)
     tokens = split_z(out)
     changes: list[TreeChange] = []
     for meta, path in zip(tokens[0::2], tokens[1::2], strict=True):
@@ -97,17 +100,53 @@ def _tree_state(mode: str, sha: str) -> FileState:
     return FileState(kind, "" if kind == "missing" else sha, mode == "100755")
 
 
-def plan_apply(checkout: Path, base: str, tree: str, target: Path, *, target_is_git: bool) -> list[FilePlan]:
-    """Decide, path by path, what applying the task's changes to `target` would do."""
-    changes = tree_changes(checkout, base, tree)
-    if not changes:
+def plan_apply(host: HostGit, base: str, tree: str, target: Path, *, target_is_git: bool) -> list[FilePlan]:
+    """Decide, path by path, what applying the task's changes to `target` would do.
+
+    Paths come from the task (untrusted): anything that would land outside `target` or under a
+    `.git` folder, and links that point out of `target`, are refused before anything is read.
+    """
+    all_changes = tree_changes(host, base, tree)
+    refused = {c.path: reason for c in all_changes if (reason := refusal(c))}
+    changes = [c for c in all_changes if c.path not in refused]
+    if not all_changes:
         return []
     shas = [s.sha for c in changes for s in (c.base, c.task) if s.kind in ("file", "symlink")]
-    blobs = read_blobs(checkout, shas)
+    blobs = host.blobs(shas)
+    links = {c.path: blobs.get(c.task.sha, b"") for c in changes if c.task.kind == "symlink"}
+    for path, target_text in links.items():
+        if link_escapes(path, os.fsdecode(target_text)):
+            refused[path] = (
+                f"refused: a symbolic link pointing out of the repository ({os.fsdecode(target_text)})"
+            )
+    changes = [c for c in changes if c.path not in refused]
+    plans = [FilePlan(path, "conflict", reason) for path, reason in refused.items()]
+    if not changes:
+        return plans
     hash_len = len(changes[0].base.sha or changes[0].task.sha)
     users = user_states(target, [c.path for c in changes], target_is_git=target_is_git, hash_len=hash_len)
     deleted = {c.path for c in changes if c.task.kind == "missing"}
-    return [_plan_one(c, users[c.path], blobs, target, deleted) for c in changes]
+    return plans + [_plan_one(c, users[c.path], blobs, target, deleted) for c in changes]
+
+
+def refusal(change: TreeChange) -> str:
+    """Why a changed path may never be applied ("" when it may): outside the tree, or under .git."""
+    try:
+        parts = split_relative(change.path)
+    except UnsafePath as exc:
+        return f"refused: {exc}"
+    if "/".join(parts) != change.path:
+        return "refused: not a plain relative path"
+    return ""
+
+
+def link_escapes(path: str, target: str) -> bool:
+    """Does a symbolic link at `path` (relative to the repository) point outside the repository?"""
+    if not target or target.startswith("/") or "\0" in target:
+        return True
+    folder = posixpath.dirname(path)
+    resolved = posixpath.normpath(posixpath.join(folder, target))
+    return resolved == ".." or resolved.startswith("../") or resolved.split("/")[0].lower() == ".git"
 
 
 def user_states(

@@ -1,8 +1,8 @@
 """Commit a task's result to a branch of the user's repository without touching their work tree.
 
-The objects the user's repository lacks travel as one pack (`pack-objects --revs` in the checkout,
-`index-pack` in the repository); the commit is made with `commit-tree` and the branch moved with a
-compare-and-swap `update-ref`, so the user's index, working tree and current branch never move.
+The objects the user's repository lacks travel as one pack (`pack-objects --revs` in the task's host
+git directory, `index-pack` in the repository); the commit is made with `commit-tree` and the branch
+moved with a compare-and-swap `update-ref`, so the user's index, working tree and current branch never move.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from codex_tui.workspace.gitrun import (
     IDENTITY,
     GitFailed,
     commit_tree,
-    empty_tree,
     git_text,
     one_line,
     rev_or_empty,
@@ -25,6 +24,7 @@ from codex_tui.workspace.gitrun import (
     run_git_code,
     zero_oid,
 )
+from codex_tui.workspace.hostgit import HostGit
 
 
 def slugify(title: str) -> str:
@@ -49,9 +49,9 @@ def branch_problem(repo: Path, name: str) -> str:
 
 
 def commit_tree_to_branch(
-    checkout: Path, repo: Path, start: str, tree: str, name: str, *, title: str, message: str | None
+    host: HostGit, repo: Path, start: str, tree: str, name: str, *, title: str, message: str | None
 ) -> ApplyReport:
-    """Create or advance branch `name` of `repo` to a commit of the checkout's `tree`.
+    """Create or advance branch `name` of `repo` to a commit of `tree` (from the task's host git dir).
 
     A new branch starts at `start` (the commit the task started from, "" for an unborn HEAD).
     """
@@ -61,13 +61,14 @@ def commit_tree_to_branch(
         )
     old = rev_or_empty(repo, f"refs/heads/{name}^{{commit}}")
     parent = old or start
-    parent_tree = rev_or_empty(repo, f"{parent}^{{tree}}") if parent else empty_tree(checkout)
+    empty = host.write_object("tree", b"")
+    parent_tree = rev_or_empty(repo, f"{parent}^{{tree}}") if parent else empty
     if tree == parent_tree:
         if old:
             return ApplyReport(ok=True, message=f"already committed to {name}", branch=name, commit=old)
         return ApplyReport(ok=False, message="nothing to commit: the task made no changes", branch=name)
-    files = _changed_files(checkout, start or empty_tree(checkout), tree)
-    copy_objects(checkout, repo, tree, start)
+    files = _changed_files(host, start or empty, tree)
+    copy_objects(host, repo, tree, start)
     text = message or commit_message(title, files)
     commit = commit_tree(repo, tree, [parent] if parent else [], text, env=_identity_env(repo))
     reflog = f"codex-tui: {one_line(title)}"
@@ -86,16 +87,16 @@ def commit_tree_to_branch(
     )
 
 
-def copy_objects(checkout: Path, repo: Path, tree: str, start: str) -> None:
+def copy_objects(host: HostGit, repo: Path, tree: str, start: str) -> None:
     """Send the objects of `tree` that `repo` lacks (those not reachable from `start`) as one pack."""
-    carrier = commit_tree(checkout, tree, [start] if start else [], "codex-tui: transfer")
+    carrier = host.commit(tree, [start] if start else [], "codex-tui: transfer")
     revs = f"{carrier}\n^{start}\n" if start else f"{carrier}\n"
-    pack = run_git(checkout, "pack-objects", "--revs", "--stdout", "-q", input=revs.encode())
+    pack = host.run("pack-objects", "--revs", "--stdout", "-q", input=revs.encode())
     run_git(repo, "index-pack", "--stdin", input=pack)
 
 
-def _changed_files(checkout: Path, old: str, new: str) -> list[FileDiff]:
-    out = run_git(checkout, "diff-tree", "-r", "-M", "--raw", "--numstat", "-z", old, new)
+def _changed_files(host: HostGit, old: str, new: str) -> list[FileDiff]:
+    out = host.run("diff-tree", "-r", "-M", "--raw", "--numstat", "-z", old, new)
     return parse_raw_numstat(out)
 
 

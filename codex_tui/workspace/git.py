@@ -1,39 +1,39 @@
 """Task workspaces: a private git checkout per task, its diff, checkpoints, and applying it back.
 
-The checkout is `git clone --shared` of the user's repository (objects are borrowed through
-`.git/objects/info/alternates`, so creating it costs the same for a 10 MB or a 10 GB history; the
-borrowed object folders are listed in `Workspace.extra_ro_mounts` and must be mounted read-only at
-the same absolute path inside a container so `git status/diff/log` work in /workspace). HEAD is the
-user's HEAD on the same branch name; the user's uncommitted changes are copied in (staged ones
-staged, the rest unstaged, untracked-not-ignored files untracked), so `git status` inside the
-checkout looks like the user's own. The starting snapshot (HEAD + those changes) is a commit
-referenced by `refs/codex/base`; HEAD does not move onto it.
+Two places per task, on either side of the sandbox boundary:
 
-Snapshots are taken with a private index (`.git/codex-tui/index`, kept between calls so `git add -A`
-only rehashes files whose stat data changed), never the checkout's real index. Checkpoints are
-commits under `refs/codex/checkpoints/<n>`. Measured on a shared, busy
-2-core machine: create ~50 ms for a 50-file repository and ~0.25 s for 2,000 files (of which writing
-the files is ~0.2 s; the clone itself ~20 ms whatever the history size); diff with a few changed
-files ~10 ms (50 files) / ~25 ms (2,000 files) once the index stat data has settled.
+- the **checkout** (``worktrees/<id>``), mounted into the sandbox: a `git clone --shared` of the
+  user's repository with their uncommitted changes replayed, so `git status/diff/log/commit` work
+  inside. Once the sandbox has started, everything in it, its `.git` above all, is untrusted: the
+  host never runs git on it and touches its files only through :mod:`codex_tui.boundary.safe_fs`;
+- the **state folder** (``worktrees/<id>.state``), never mounted: the task's metadata
+  (`workspace.json`: source repository, sub-folder, mounts, decided once at creation) and the
+  host's own git directory (:mod:`codex_tui.workspace.hostgit`) holding the starting snapshot
+  (`refs/codex/base`), the checkpoints (`refs/codex/checkpoints/<n>`) and every snapshot's objects.
+
+Snapshots (:mod:`codex_tui.workspace.snapshot`) read the checkout's files safely and write trees in
+the host git directory; diff, checkpoints, apply and commit-to-branch are object operations there.
+Undo writes the checkpoint's files back through safe_fs (no link followed, atomic renames).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath, remove_tree
 from codex_tui.workspace.applyback import ApplyReport, execute_plans, plan_apply, report_for
 from codex_tui.workspace.branch import branch_problem, commit_tree_to_branch, slugify
 from codex_tui.workspace.diffstat import DiffResult, FileDiff, diff_result, parse_raw_numstat
 from codex_tui.workspace.gitrun import (
     IDENTITY,
-    GitFailed,
     WorkspaceError,
     commit_tree,
     git_text,
@@ -41,8 +41,10 @@ from codex_tui.workspace.gitrun import (
     rev_or_empty,
     run_git,
     run_git_code,
-    zero_oid,
+    split_z,
 )
+from codex_tui.workspace.hostgit import MODE_EXEC, MODE_GITLINK, MODE_LINK, HostGit, Tree
+from codex_tui.workspace.snapshot import Snapshot, Snapshotter
 
 __all__ = [
     "BASE_CHECKPOINT",
@@ -55,12 +57,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 BASE_REF = "refs/codex/base"
 CHECKPOINT_PREFIX = "refs/codex/checkpoints/"
 BASE_CHECKPOINT = "base"
 """The checkpoint id of the starting snapshot: `restore("base")` undoes everything."""
+META_FILE = "workspace.json"
 _NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 _DIFF_OPTS = (
     "--no-color",
@@ -72,28 +74,28 @@ _DIFF_OPTS = (
 )
 
 
+def state_dir_for(checkout: Path) -> Path:
+    """The host-private folder of a checkout: beside it, never inside it (so never mounted)."""
+    return checkout.with_name(checkout.name + ".state")
+
+
 class Workspace:
     """One task's private checkout of the user's repository (or of a plain folder)."""
 
-    def __init__(
-        self,
-        *,
-        path: Path,
-        source: Path,
-        task_id: str,
-        source_is_git: bool = True,
-        title: str = "",
-        subdir: str = "",
-    ) -> None:
+    def __init__(self, *, path: Path, meta: dict[str, Any], host: HostGit, base: Tree) -> None:
         self.path = path
-        self.source = source
-        self.task_id = task_id
-        self.source_is_git = source_is_git
-        self.title = title
+        self.state_dir = state_dir_for(path)
+        self.task_id: str = meta["task_id"]
+        self.source = Path(meta["source"])
+        self.source_is_git: bool = meta["source_is_git"]
+        self.title: str = meta.get("title", "")
         """Used for the branch name and commit message of `commit_to_branch`."""
-        self.subdir = subdir
+        self.subdir: str = meta.get("subdir", "")
         """Where `source` was inside the repository ("" for its top level): the task's cwd."""
-        self.extra_ro_mounts: list[Path] = alternates_of(path)
+        self.extra_ro_mounts: list[Path] = [Path(p) for p in meta.get("mounts", [])]
+        """Host folders the checkout's git needs inside the sandbox (decided at creation)."""
+        self.host = host
+        self._snapshots = Snapshotter(host, path, base, set())
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -123,7 +125,7 @@ class Workspace:
         return await asyncio.to_thread(_open_sync, Path(source), Path(dest), task_id)
 
     async def remove(self) -> None:
-        """Delete the checkout from disk (only if it really is this task's checkout)."""
+        """Delete the checkout and its state folder from disk."""
         async with self._lock:
             await asyncio.to_thread(self._remove_sync)
 
@@ -163,67 +165,34 @@ class Workspace:
 
     # --- blocking implementations (run in a thread) ---------------------------------------------
 
-    @property
-    def _private_index(self) -> Path:
-        return self.path / ".git" / "codex-tui" / "index"
-
-    def _index_env(self) -> dict[str, str]:
-        return {"GIT_INDEX_FILE": str(self._private_index)}
-
-    def _stage_all(self) -> None:
-        """Bring the private index in line with the files on disk (`git add -A`)."""
-        if not (self.path / ".git").is_dir():
-            raise WorkspaceError(f"the checkout at {self.path} has lost its .git folder")
-        seed_private_index(self.path, self._private_index, BASE_REF)
-        code, _out, err = run_git_code(self.path, "add", "-A", "--ignore-errors", env=self._index_env())
-        if code != 0:
-            if "fatal:" in err or not self._private_index.exists():
-                raise GitFailed(["add", "-A"], self.path, code, err)
-            log.warning("some files of task %s could not be read: %s", self.task_id, err.strip())
-
-    def _rebuilding_index_on_failure(self, step: Callable[[], _T]) -> _T:
-        """Run a step that uses the private index; if git fails, rebuild that index once and retry.
-
-        The private index is the only reference to blobs of files changed since the last
-        checkpoint, so e.g. `git gc --prune=now` run by the agent can leave it pointing at nothing.
-        """
-        try:
-            return step()
-        except GitFailed as exc:
-            log.warning("rebuilding the snapshot index of task %s after: %s", self.task_id, exc)
-            self._private_index.unlink(missing_ok=True)
-            return step()
-
-    def _snapshot_tree(self) -> str:
-        return self._rebuilding_index_on_failure(self._write_tree)
-
-    def _write_tree(self) -> str:
-        self._stage_all()
-        return git_text(self.path, "write-tree", env=self._index_env())
+    def _snapshot(self) -> Snapshot:
+        if not self.path.is_dir() or self.path.is_symlink():
+            raise WorkspaceError(f"the checkout at {self.path} is gone")
+        snapshot = self._snapshots.take()
+        if snapshot.skipped:
+            shown = ", ".join(snapshot.skipped[:3]) + (" …" if len(snapshot.skipped) > 3 else "")
+            log.warning("task %s: left out of the snapshot: %s", self.task_id, shown)
+        return snapshot
 
     def _diff_sync(self) -> DiffResult:
-        return self._rebuilding_index_on_failure(self._diff_once)
-
-    def _diff_once(self) -> DiffResult:
-        self._stage_all()
-        env = self._index_env()
-        base = ("-c", "core.quotepath=off", "diff", "--cached", "-M", *_DIFF_OPTS)
-        stats = run_git(self.path, *base, "--raw", "--numstat", "-z", BASE_REF, "--", env=env)
-        patch = run_git(self.path, *base, BASE_REF, "--", env=env)
+        tree = self._snapshot().tree
+        base = ("diff-tree", "-r", "-M", *_DIFF_OPTS)
+        stats = self.host.run(*base, "--raw", "--numstat", "-z", BASE_REF, tree)
+        patch = self.host.run(*base, "-p", BASE_REF, tree)
         return diff_result(parse_raw_numstat(stats), patch.decode("utf-8", "replace"))
 
     def _checkpoint_sync(self, label: str) -> str:
-        tree = self._snapshot_tree()
+        tree = self._snapshot().tree
         numbers = self._checkpoint_numbers()
         number = max(numbers, default=0) + 1
         parent = f"{CHECKPOINT_PREFIX}{max(numbers)}" if numbers else BASE_REF
         text = f"codex-tui checkpoint {number}: {one_line(label)}"
-        commit = commit_tree(self.path, tree, [parent], text)
-        run_git(self.path, "update-ref", f"{CHECKPOINT_PREFIX}{number}", commit, zero_oid(commit))
+        commit = self.host.commit(tree, [self.host.rev(parent)], text)
+        self.host.update_ref(f"{CHECKPOINT_PREFIX}{number}", commit)
         return str(number)
 
     def _checkpoint_numbers(self) -> list[int]:
-        out = git_text(self.path, "for-each-ref", "--format=%(refname)", CHECKPOINT_PREFIX)
+        out = self.host.text("for-each-ref", "--format=%(refname)", CHECKPOINT_PREFIX)
         names = [line.removeprefix(CHECKPOINT_PREFIX) for line in out.splitlines()]
         return [int(name) for name in names if name.isdigit()]
 
@@ -234,22 +203,23 @@ class Workspace:
             ref = f"{CHECKPOINT_PREFIX}{checkpoint_id}"
         else:
             raise WorkspaceError(f"unknown checkpoint {checkpoint_id!r} for task {self.task_id}")
-        code, out, _err = run_git_code(self.path, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
-        if code != 0:
+        commit = self.host.rev(f"{ref}^{{commit}}")
+        if not commit:
             raise WorkspaceError(f"unknown checkpoint {checkpoint_id!r} for task {self.task_id}")
-        commit = out.decode().strip()
-        self._rebuilding_index_on_failure(lambda: self._reset_files_to(commit))
-
-    def _reset_files_to(self, commit: str) -> None:
-        self._stage_all()
-        run_git(self.path, "read-tree", "--reset", "-u", commit, env=self._index_env())
+        wanted = self.host.ls_tree(commit)
+        current = self._snapshot().entries
+        try:
+            with CheckoutRoot(self.path) as root:
+                restore_files(root, self.host, current, wanted)
+        except UnsafePath as exc:
+            raise WorkspaceError(f"could not restore the checkpoint: {exc}") from None
 
     def _apply_sync(self, dry_run: bool) -> ApplyReport:
         if not self.source.is_dir():
             return ApplyReport(ok=False, message=f"{self.source} no longer exists")
-        tree = self._snapshot_tree()
+        tree = self._snapshot().tree
         try:
-            plans = plan_apply(self.path, BASE_REF, tree, self.source, target_is_git=self.source_is_git)
+            plans = plan_apply(self.host, BASE_REF, tree, self.source, target_is_git=self.source_is_git)
         except OSError as exc:
             return ApplyReport(ok=False, message=f"cannot read {exc.filename}: {exc.strerror}")
         report = report_for(plans, dry_run=dry_run)
@@ -272,25 +242,46 @@ class Workspace:
         problem = branch_problem(self.source, name)
         if problem:
             return ApplyReport(ok=False, message=problem, branch=name)
-        tree = self._snapshot_tree()
-        start = rev_or_empty(self.path, f"{BASE_REF}^")
+        tree = self._snapshot().tree
+        start = self.host.rev(f"{BASE_REF}^")
         title = self.title or self.task_id
-        return commit_tree_to_branch(self.path, self.source, start, tree, name, title=title, message=message)
+        return commit_tree_to_branch(self.host, self.source, start, tree, name, title=title, message=message)
 
     def _remove_sync(self) -> None:
-        if not self.path.exists():
-            return
         if self.path == self.source or self.source.is_relative_to(self.path):
             raise WorkspaceError(f"refusing to delete {self.path}: it holds the user's own folder")
-        recorded = _config_get(self.path, "codex-tui.taskid") if (self.path / ".git").is_dir() else ""
-        if recorded != self.task_id:
+        if not os.path.lexists(self.path) and not os.path.lexists(self.state_dir):
+            return
+        meta = _read_meta(self.state_dir)
+        if meta.get("task_id") != self.task_id:
             raise WorkspaceError(
                 f"refusing to delete {self.path}: it is not the checkout of task {self.task_id}"
             )
-        try:
-            shutil.rmtree(self.path, onerror=_force_remove)
-        except OSError as exc:
-            raise WorkspaceError(f"could not delete {exc.filename}: {exc.strerror}") from None
+        for folder in (self.path, self.state_dir):
+            try:
+                remove_tree(folder)
+            except OSError as exc:
+                raise WorkspaceError(f"could not delete {exc.filename or folder}: {exc.strerror}") from None
+
+
+def restore_files(root: CheckoutRoot, host: HostGit, current: Tree, wanted: Tree) -> None:
+    """Make the checkout's files match `wanted` (paths not in either snapshot are left alone)."""
+    gone = sorted((p for p in current if p not in wanted), key=lambda p: p.count("/"), reverse=True)
+    for path in gone:
+        if current[path][0] != MODE_GITLINK:
+            root.remove(path)
+            root.prune_empty_dirs(path)
+    changed = [p for p, entry in wanted.items() if current.get(p) != entry and entry[0] != MODE_GITLINK]
+    blobs = host.blobs([wanted[p][1] for p in changed])
+    for path in changed:
+        mode, sha = wanted[path]
+        data = blobs.get(sha)
+        if data is None:
+            raise WorkspaceError(f"the checkpoint's copy of {path} is missing from the task's store")
+        if mode == MODE_LINK:
+            root.write_symlink(path, os.fsdecode(data))
+        else:
+            root.write_file(path, data, executable=mode == MODE_EXEC)
 
 
 # --- creating and opening ---------------------------------------------------------------------
@@ -310,59 +301,133 @@ def _create_sync(
         )
     root = top or source
     check_destination(dest, root)
+    state = state_dir_for(dest)
+    check_destination(state, root)
     existed = dest.exists()
-    config = {
-        **IDENTITY,
-        "gc.auto": "0",
-        "codex-tui.taskid": task_id,
-        "codex-tui.source": str(root),
-        "codex-tui.nongit": "false" if top else "true",
-        "codex-tui.title": one_line(title),
-        "codex-tui.subdir": subdir,
-    }
     try:
         if top is None:
-            copy_plain_folder(source, dest, config)
+            copy_plain_folder(source, dest, {**IDENTITY, "gc.auto": "0"}, task_id)
+            host = HostGit.init(state / "git", object_format="sha1", borrow=[], excludes_file="")
+            tracked: Tree = {}
+            head = ""
         else:
-            clone_checkout(top, dest, config)
-            changed = copy_uncommitted(top, dest) if include_uncommitted else []
-            record_base(dest, task_id, changed)
+            clone_checkout(top, dest, {**IDENTITY, "gc.auto": "0"})
+            if include_uncommitted:
+                copy_uncommitted(top, dest)
+            host = _host_git_for(top, state)
+            tracked = _index_entries(dest)
+            head = rev_or_empty(dest, "HEAD^{commit}")
+        meta = {
+            "task_id": task_id,
+            "source": str(root),
+            "source_is_git": top is not None,
+            "title": one_line(title),
+            "subdir": subdir,
+            "mounts": [str(p) for p in alternates_of(dest)],
+        }
+        base = _record_base(host, dest, task_id, tracked, head)
+        _write_meta(state, meta)
     except (WorkspaceError, OSError) as exc:
         _discard(dest, existed)
+        shutil.rmtree(state, ignore_errors=True)
         if isinstance(exc, OSError):
             raise WorkspaceError(f"cannot create the checkout at {dest}: {exc.strerror}") from None
         raise
-    return Workspace(
-        path=dest, source=root, task_id=task_id, source_is_git=top is not None, title=title, subdir=subdir
+    return Workspace(path=dest, meta=meta, host=host, base=base)
+
+
+def _host_git_for(top: Path, state: Path) -> HostGit:
+    """The task's host git directory, borrowing the user's objects, with their ignore rules copied."""
+    code, out, _err = run_git_code(top, "rev-parse", "--show-object-format")
+    object_format = out.decode().strip() if code == 0 and out.strip() else "sha1"
+    objects = Path(git_text(top, "rev-parse", "--path-format=absolute", "--git-path", "objects"))
+    exclude = Path(git_text(top, "rev-parse", "--path-format=absolute", "--git-path", "info/exclude"))
+    code, out, _err = run_git_code(top, "config", "--path", "--get", "core.excludesFile")
+    excludes_file = out.decode("utf-8", "surrogateescape").strip() if code == 0 else _default_excludes()
+    host = HostGit.init(
+        state / "git", object_format=object_format, borrow=[objects], excludes_file=excludes_file
     )
+    if exclude.is_file():
+        shutil.copyfile(exclude, host.gitdir / "info" / "exclude")
+    return host
+
+
+def _default_excludes() -> str:
+    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    path = os.path.join(config_home, "git", "ignore")
+    return path if os.path.isfile(path) else ""
+
+
+def _index_entries(checkout: Path) -> Tree:
+    """The paths of the fresh checkout's index (HEAD plus staged files): tracked, so never ignored."""
+    entries: Tree = {}
+    for item in split_z(run_git(checkout, "ls-files", "-s", "-z")):
+        meta, path = item.split("\t", 1)
+        mode, sha, _stage = meta.split()
+        entries[path] = (mode, sha)
+    return entries
+
+
+def _record_base(host: HostGit, checkout: Path, task_id: str, tracked: Tree, head: str) -> Tree:
+    """Snapshot the new checkout as the starting point (`refs/codex/base`); returns its entries."""
+    known: set[str] = set()
+    if head:
+        known = {sha for _mode, sha in _head_tree(checkout, head).values()}
+    snapshotter = Snapshotter(host, checkout, tracked, known)
+    snapshot = snapshotter.take()
+    message = f"codex-tui: starting snapshot of task {task_id}"
+    commit = host.commit(snapshot.tree, [head] if head else [], message)
+    host.update_ref(BASE_REF, commit)
+    return snapshot.entries
+
+
+def _head_tree(checkout: Path, head: str) -> Tree:
+    entries: Tree = {}
+    for item in split_z(run_git(checkout, "ls-tree", "-r", "-z", head)):
+        meta, path = item.split("\t", 1)
+        mode, _kind, sha = meta.split()
+        entries[path] = (mode, sha)
+    return entries
+
+
+def _write_meta(state: Path, meta: dict[str, Any]) -> None:
+    tmp = state / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, state / META_FILE)
+
+
+def _read_meta(state: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((state / META_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _open_sync(source: Path, dest: Path, task_id: str) -> Workspace:
     dest = Path(os.path.abspath(dest.expanduser()))
-    if not (dest / ".git").is_dir():
+    state = state_dir_for(dest)
+    meta = _read_meta(state)
+    if not meta:
         raise WorkspaceError(f"there is no task checkout at {dest}")
-    recorded = _config_get(dest, "codex-tui.taskid")
-    if recorded != task_id:
-        raise WorkspaceError(f"{dest} holds the checkout of task {recorded or '(unknown)'}, not {task_id}")
-    code, _out, _err = run_git_code(dest, "rev-parse", "--verify", "-q", f"{BASE_REF}^{{commit}}")
-    if code != 0:
+    if meta.get("task_id") != task_id:
+        raise WorkspaceError(
+            f"{dest} holds the checkout of task {meta.get('task_id') or '(unknown)'}, not {task_id}"
+        )
+    if not dest.is_dir() or dest.is_symlink():
+        raise WorkspaceError(f"the checkout of task {task_id} at {dest} is gone")
+    host = HostGit(state / "git")
+    base = host.rev(f"{BASE_REF}^{{commit}}")
+    if not base:
         raise WorkspaceError(f"the checkout at {dest} has no starting snapshot ({BASE_REF})")
-    root = Path(_config_get(dest, "codex-tui.source") or source)
+    root = Path(meta["source"])
     given = Path(source).expanduser().resolve()
     if given != root and not given.is_relative_to(root):
         raise WorkspaceError(f"the checkout at {dest} was made from {root}, not {given}")
-    for borrowed in alternates_of(dest):
-        if not borrowed.is_dir():
+    for borrowed in meta.get("mounts", []):
+        if not Path(borrowed).is_dir():
             raise WorkspaceError(f"the checkout at {dest} needs {borrowed}, which no longer exists")
-    (dest / ".git" / "codex-tui" / "index.lock").unlink(missing_ok=True)
-    return Workspace(
-        path=dest,
-        source=root,
-        task_id=task_id,
-        source_is_git=_config_get(dest, "codex-tui.nongit") != "true",
-        title=_config_get(dest, "codex-tui.title"),
-        subdir=_config_get(dest, "codex-tui.subdir"),
-    )
+    return Workspace(path=dest, meta=meta, host=host, base=host.ls_tree(base))
 
 
 def find_repo(folder: Path) -> tuple[Path | None, str]:
@@ -470,7 +535,7 @@ def _copy_path(src: Path, dst: Path) -> None:
         shutil.copymode(src, dst)
 
 
-def copy_plain_folder(source: Path, dest: Path, config: dict[str, str]) -> None:
+def copy_plain_folder(source: Path, dest: Path, config: dict[str, str], task_id: str) -> None:
     """Checkout of a folder that is not a git repository: copy it, `git init`, commit it as the base."""
     try:
         shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True, ignore=_skip_git_dirs)
@@ -480,8 +545,7 @@ def copy_plain_folder(source: Path, dest: Path, config: dict[str, str]) -> None:
     run_git(dest, "-c", "init.defaultBranch=main", "init", "--quiet")
     for key, value in config.items():
         run_git(dest, "config", key, value)
-    record_base(dest, config["codex-tui.taskid"], None)
-    base = rev_or_empty(dest, BASE_REF)
+    base = record_base(dest, task_id, None)
     run_git(dest, "update-ref", "HEAD", base)
     shutil.copyfile(dest / ".git" / "codex-tui" / "index", dest / ".git" / "index")
 
@@ -548,11 +612,6 @@ def alternates_of(checkout: Path) -> list[Path]:
 
 
 # --- small helpers ----------------------------------------------------------------------------
-
-
-def _config_get(repo: Path, key: str) -> str:
-    code, out, _err = run_git_code(repo, "config", "--get", key)
-    return out.decode("utf-8", "surrogateescape").strip() if code == 0 else ""
 
 
 def _discard(dest: Path, existed: bool) -> None:

@@ -95,12 +95,12 @@ def split_z(data: bytes) -> list[str]:
     return parts
 
 
-def read_blobs(repo: Path, shas: list[str]) -> dict[str, bytes]:
+def read_blobs(repo: Path, shas: list[str], env: Mapping[str, str] | None = None) -> dict[str, bytes]:
     """Contents of many blobs with one `git cat-file --batch`; missing objects are left out."""
     wanted = list(dict.fromkeys(shas))
     if not wanted:
         return {}
-    out = run_git(repo, "cat-file", "--batch", input=("\n".join(wanted) + "\n").encode())
+    out = run_git(repo, "cat-file", "--batch", env=env, input=("\n".join(wanted) + "\n").encode())
     blobs: dict[str, bytes] = {}
     pos = 0
     for sha in wanted:
