@@ -24,8 +24,12 @@ def isolated_home(
 
 
 def run_git(repo: Path, *args: str) -> str:
-    """Run git in `repo` and return its stdout (raises on failure)."""
-    out = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True)
+    """Run git in `repo` and return its stdout (raises on failure).
+
+    As the agent would: a task's checkout belongs to the sandbox's uid when the tests run as root.
+    """
+    argv = ["git", "-c", "safe.directory=*", "-C", str(repo), *args]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True)
     return out.stdout
 
 

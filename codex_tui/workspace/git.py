@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from codex_tui.boundary.identity import needs_chown, sandbox_ids
 from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath, remove_tree
 from codex_tui.workspace.applyback import ApplyReport, execute_plans, plan_apply, report_for
 from codex_tui.workspace.branch import branch_problem, commit_tree_to_branch, slugify
@@ -213,6 +214,9 @@ class Workspace:
                 restore_files(root, self.host, current, wanted)
         except UnsafePath as exc:
             raise WorkspaceError(f"could not restore the checkpoint: {exc}") from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise WorkspaceError(f"could not restore the checkpoint: {exc.strerror}{where}") from None
 
     def _apply_sync(self, dry_run: bool) -> ApplyReport:
         if not self.source.is_dir():
@@ -327,6 +331,8 @@ def _create_sync(
         }
         base = _record_base(host, dest, task_id, tracked, head)
         _write_meta(state, meta)
+        os.chmod(state, 0o700)
+        hand_over(dest)
     except (WorkspaceError, OSError) as exc:
         _discard(dest, existed)
         shutil.rmtree(state, ignore_errors=True)
@@ -334,6 +340,17 @@ def _create_sync(
             raise WorkspaceError(f"cannot create the checkout at {dest}: {exc.strerror}") from None
         raise
     return Workspace(path=dest, meta=meta, host=host, base=base)
+
+
+def hand_over(checkout: Path) -> None:
+    """Give the new checkout to the sandbox's uid when the host runs as root (commands never do)."""
+    if not needs_chown():
+        return
+    uid, gid = sandbox_ids()
+    os.lchown(checkout, uid, gid)
+    for folder, dirs, files in os.walk(checkout):
+        for name in dirs + files:
+            os.lchown(os.path.join(folder, name), uid, gid)
 
 
 def _host_git_for(top: Path, state: Path) -> HostGit:
