@@ -33,8 +33,9 @@ PNG = base64.b64decode(
 def _evil_git_config(canary: str) -> str:
     """Every git setting that runs a program, planted in the checkout's .git from inside."""
     run = f"touch {canary}"
-    hooks = "mkdir -p .git/evil-hooks && for h in pre-commit post-checkout reference-transaction post-index-change"
-    hooks += f" pre-auto-gc; do printf '#!/bin/sh\\n{run}\\n' > .git/evil-hooks/$h; chmod +x .git/evil-hooks/$h; done"
+    names = "pre-commit post-checkout reference-transaction post-index-change pre-auto-gc"
+    hooks = f"mkdir -p .git/evil-hooks && for h in {names}; do"
+    hooks += f" printf '#!/bin/sh\\n{run}\\n' > .git/evil-hooks/$h; chmod +x .git/evil-hooks/$h; done"
     settings = {
         "core.fsmonitor": run,
         "core.hooksPath": ".git/evil-hooks",
@@ -112,7 +113,8 @@ async def test_alternates_and_metadata_written_inside_change_no_mount_and_no_des
 
 async def test_agents_md_linked_to_a_host_file_is_not_read(attacked: Attacked) -> None:
     t = attacked
-    script = f"rm AGENTS.md && ln -s {t.host_dir}/secret.txt AGENTS.md && mkdir -p sub && ln -s {t.host_dir} sub/docs"
+    script = f"rm AGENTS.md && ln -s {t.host_dir}/secret.txt AGENTS.md"
+    script += f" && mkdir -p sub && ln -s {t.host_dir} sub/docs"
     assert (await t.sh(script)).exit_code == 0
 
     docs = load_project_docs(t.ws.path / "sub" / "docs", None, root=t.ws.path)
@@ -127,7 +129,7 @@ async def test_fifo_planted_in_the_checkout_hangs_nothing(attacked: Attacked) ->
     patch = "*** Begin Patch\n*** Update File: stuck.txt\n@@\n-a\n+b\n*** End Patch"
 
     result = await asyncio.wait_for(asyncio.to_thread(apply_patch, patch, t.ws.path), 10)
-    with pytest.raises(ImageError, match="not a regular file|FIFO"):
+    with pytest.raises(ImageError, match=r"not a regular file|FIFO"):
         await asyncio.wait_for(
             asyncio.to_thread(load_workspace_image, t.ws.path, "stuck.png", "stuck.png"), 10
         )
