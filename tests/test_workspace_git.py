@@ -392,3 +392,40 @@ async def test_inherited_git_dir_cannot_redirect_the_workspace(
     assert snapshot_files(dirty_repo) == before_files and status(dirty_repo) == before_status
     assert not (tmp_path / "stray-index").exists()
     assert run_git(dirty_repo, "for-each-ref", "refs/codex") == ""
+
+
+async def test_snapshots_follow_gits_ignore_rules_without_reading_the_checkouts_git(
+    git_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    excludes = tmp_path / "global-ignore"
+    excludes.write_text("*.swp\n")
+    run_git(git_repo, "config", "core.excludesFile", str(excludes))
+    (git_repo / ".git" / "info" / "exclude").write_text("local-only/\n")
+    (git_repo / ".gitignore").write_text("build/\n*.log\n!keep.log\n")
+    (git_repo / "tracked.log").write_text("v1\n")
+    run_git(git_repo, "add", "-f", ".gitignore", "tracked.log")
+    run_git(git_repo, "commit", "-q", "-m", "ignores")
+    ws = await Workspace.create(git_repo, tmp_path / "task", "t1")
+    files = {
+        "build/out.o": "x",
+        "a.log": "x",
+        "keep.log": "x",
+        "x.swp": "x",
+        "local-only/f": "x",
+        "sub/.gitignore": "gen/\n",
+        "sub/gen/code.py": "x",
+        "sub/ok.py": "x",
+        "tracked.log": "v2\n",
+        "build": None,
+    }
+    for name, text in files.items():
+        if text is not None:
+            (ws.path / name).parent.mkdir(parents=True, exist_ok=True)
+            (ws.path / name).write_text(text)
+    run_git(ws.path, "config", "core.excludesFile", "/dev/null")
+
+    diff = await ws.diff()
+
+    expected = ["keep.log", "sub/.gitignore", "sub/ok.py", "tracked.log"]
+    assert sorted(f.path for f in diff.files) == expected
+    assert sorted(run_git(ws.path, "status", "--porcelain", "-uall").split()[1::2]) == expected

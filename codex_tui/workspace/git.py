@@ -319,6 +319,7 @@ def _create_sync(
             if include_uncommitted:
                 copy_uncommitted(top, dest)
             host = _host_git_for(top, state)
+            share_ignore_rules(dest, host)
             tracked = _index_entries(dest)
             head = rev_or_empty(dest, "HEAD^{commit}")
         meta = {
@@ -367,6 +368,24 @@ def _host_git_for(top: Path, state: Path) -> HostGit:
     if exclude.is_file():
         shutil.copyfile(exclude, host.gitdir / "info" / "exclude")
     return host
+
+
+def share_ignore_rules(checkout: Path, host: HostGit) -> None:
+    """Give the checkout's own git the user's `info/exclude` and global excludes, so `git status`
+    inside the sandbox hides what the user's hides (its HOME has no git config of theirs)."""
+    parts = []
+    for path in (host.gitdir / "info" / "exclude", _configured_excludes(host)):
+        if path is not None and path.is_file():
+            parts.append(path.read_bytes())
+    if parts:
+        info = checkout / ".git" / "info"
+        info.mkdir(parents=True, exist_ok=True)
+        (info / "exclude").write_bytes(b"\n".join(parts) + b"\n")
+
+
+def _configured_excludes(host: HostGit) -> Path | None:
+    code, out, _err = host.run_code("config", "--path", "--get", "core.excludesFile")
+    return Path(out.decode("utf-8", "surrogateescape").strip()) if code == 0 and out.strip() else None
 
 
 def _default_excludes() -> str:

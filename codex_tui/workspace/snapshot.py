@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import shutil
 import subprocess
 import threading
@@ -48,32 +47,76 @@ class Snapshot:
 
 
 class IgnoreRules:
-    """`git check-ignore` over a host mirror of the checkout's ignore files (never the checkout)."""
+    """`git check-ignore` over a host mirror of the checkout's ignore files (never the checkout).
 
-    def __init__(self, host: HostGit, root: CheckoutRoot, mirror: Path) -> None:
+    The mirror (folders and `.gitignore` copies only) is kept between snapshots, so a snapshot
+    only writes the ignore files that changed.
+    """
+
+    def __init__(self, host: HostGit, mirror: Path) -> None:
         self.host = host
-        self.root = root
         self.mirror = mirror
+        self.root: CheckoutRoot | None = None
+        self._folders: set[str] = set()
+        self._copies: dict[str, bytes] = {}
+        self._wanted: dict[str, bytes | None] = {}
         self._proc: subprocess.Popen[bytes] | None = None
 
+    def open(self, root: CheckoutRoot) -> None:
+        """Start answering for one snapshot of `root`."""
+        self.root = root
+        self._wanted = {}
+        self.enter("")
+
     def enter(self, folder: str) -> None:
-        """Copy `folder`'s .gitignore (a regular file only) to the mirror before its entries are asked."""
-        target = self.mirror / folder if folder else self.mirror
-        target.mkdir(parents=True, exist_ok=True)
+        """Read `folder`'s .gitignore (a regular file only) before its entries are asked about."""
+        assert self.root is not None
         name = f"{folder}/.gitignore" if folder else ".gitignore"
         try:
-            data = self.root.read_file(name, MAX_IGNORE_FILE_BYTES)
+            self._wanted[folder] = self.root.read_file(name, MAX_IGNORE_FILE_BYTES)
         except (UnsafePath, OSError):
+            self._wanted[folder] = None
+
+    def _materialize(self, folder: str) -> None:
+        """Put `folder` and its parents in the mirror, with their current .gitignore copies."""
+        parts = folder.split("/") if folder else []
+        for depth in range(len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            self._folder(prefix)
+            data = self._wanted.get(prefix)
+            if self._copies.get(prefix) == data:
+                continue
+            copy = self.mirror / prefix / ".gitignore"
+            if data is None:
+                copy.unlink(missing_ok=True)
+                self._copies.pop(prefix, None)
+            else:
+                copy.write_bytes(data)
+                self._copies[prefix] = data
+
+    def _folder(self, folder: str) -> None:
+        if folder in self._folders:
             return
-        (target / ".gitignore").write_bytes(data)
+        target = self.mirror / folder
+        if target.exists() and not target.is_dir():
+            target.unlink()
+        target.mkdir(parents=True, exist_ok=True)
+        self._folders.add(folder)
 
     def ignored(self, entries: list[Entry]) -> list[bool]:
         """For each entry, True when the ignore rules exclude it."""
         if not entries:
             return []
+        self._materialize(entries[0].path.rpartition("/")[0])
         for entry in entries:
             if entry.kind == "dir":
-                (self.mirror / entry.path).mkdir(parents=True, exist_ok=True)
+                self._folder(entry.path)
+            elif entry.path in self._folders:  # was a folder in an earlier snapshot, a file now
+                shutil.rmtree(self.mirror / entry.path, ignore_errors=True)
+                self._folders = {
+                    f for f in self._folders if f != entry.path and not f.startswith(entry.path + "/")
+                }
+                self._copies = {f: d for f, d in self._copies.items() if f in self._folders}
         proc = self._process()
         assert proc.stdin is not None and proc.stdout is not None
         payload = b"".join(e.path.encode("utf-8", "surrogateescape") + b"\0" for e in entries)
@@ -102,20 +145,21 @@ class IgnoreRules:
         return self._proc
 
     def close(self) -> None:
-        """Stop the git process and delete the mirror."""
-        if self._proc is not None:
-            with contextlib.suppress(OSError):
-                assert self._proc.stdin is not None
-                self._proc.stdin.close()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()
-            self._proc = None
-        shutil.rmtree(self.mirror, ignore_errors=True)
+        """Stop the git process (the mirror stays for the next snapshot)."""
+        self.root = None
+        if self._proc is None:
+            return
+        with contextlib.suppress(OSError):
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        self._proc = None
 
 
 def _write_all(proc: subprocess.Popen[bytes], payload: bytes) -> None:
@@ -143,6 +187,7 @@ class Snapshotter:
         self.checkout = checkout
         self.known = known
         self._cache: dict[str, tuple[_StatKey, str, str]] = {}
+        self._rules = IgnoreRules(host, host.gitdir / "ignore-mirror")
         self.set_tracked(tracked)
 
     def set_tracked(self, tracked: Tree) -> None:
@@ -155,14 +200,13 @@ class Snapshotter:
 
     def take(self) -> Snapshot:
         """Read the checkout as it is now and write its tree (blocking: run it in a thread)."""
-        mirror = self.host.gitdir / f"ignore-mirror-{secrets.token_hex(4)}"
         try:
             root = CheckoutRoot(self.checkout)
         except UnsafePath as exc:
             raise WorkspaceError(str(exc)) from None
-        rules = IgnoreRules(self.host, root, mirror)
+        rules = self._rules
         try:
-            rules.enter("")
+            rules.open(root)
             snapshot = self._scan(root, rules)
         finally:
             rules.close()
