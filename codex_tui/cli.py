@@ -1,7 +1,8 @@
 """The `codex-tui` command: the TUI, `exec`, `tasks` and `sandbox` subcommands.
 
 Expected failures (bad config, bad flags, no Docker, unknown task) print one line
-`codex-tui: <message>` on stderr and exit non-zero; none prints a traceback.
+`codex-tui: <message>` on stderr and exit non-zero; none prints a traceback. Text that may come from
+a task (titles, messages, transcripts, paths) is printed through `_say`, without control sequences.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from codex_tui import __version__
+from codex_tui.boundary.terminal import strip_controls
 from codex_tui.config import APPROVAL_POLICIES, BACKENDS, Config, ConfigError, load_config
 from codex_tui.protocol import SANDBOX_MODES
 
@@ -170,7 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"codex-tui: {message}\n")
+    sys.stderr.write(f"codex-tui: {strip_controls(message)}\n")
+
+
+def _say(text: str) -> None:
+    """Print a line that may quote a task, without its terminal control sequences."""
+    print(strip_controls(text))
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
@@ -327,7 +334,7 @@ def tasks_list(cfg: Config, args: argparse.Namespace) -> int:
         _settle_orphan(r)
         status = r.status + (f" ({r.message})" if r.message and r.status == "failed" else "")
         attempt = f" [{r.attempt}/{r.attempts}]" if r.attempts > 1 else ""
-        print(
+        _say(
             f"{r.id}  {status:<28} +{r.added} −{r.removed}  {_tokens(r.tokens):>6}  "
             f"{_age(now - r.updated):>4}  {r.title}{attempt}"
         )
@@ -355,30 +362,39 @@ def _age(seconds: float) -> str:
 
 
 def tasks_show(cfg: Config, args: argparse.Namespace) -> int:
-    """Print a task's conversation, commands and diff summary from its rollout."""
-    from codex_tui.tasks.store import RolloutStore
+    """Print a task's conversation, commands and diff summary, streamed from its rollout."""
+    from codex_tui.tasks.store import RolloutStore, iter_rollout
 
     record = _find_record(cfg, args.id)
     _settle_orphan(record)
     store = RolloutStore(cfg.data_dir)
-    events = run(store.read_events(record.id))
     why = f" ({record.message})" if record.message else ""
-    print(f"{record.id} · {record.title} · {record.status}{why}")
+    _say(f"{record.id} · {record.title} · {record.status}{why}")
     attempt = f"attempt {record.attempt}/{record.attempts}"
-    print(f"repo {record.repo} · model {record.model} · mode {record.mode} · {attempt}")
-    for line in transcript_lines(events):
-        print(line)
+    _say(f"repo {record.repo} · model {record.model} · mode {record.mode} · {attempt}")
+    for line in transcript_lines(iter_rollout(store.rollout_path(record.id))):
+        _say(line)
     return 0
 
 
-def transcript_lines(events: list[Any]) -> list[str]:
-    """The conversation as text lines: user messages, agent messages, commands, edits, the diff."""
+def transcript_lines(events: Iterable[Any]) -> Iterator[str]:
+    """The conversation as text lines: user messages, agent messages, commands, edits, the diff.
+
+    Lines are yielded as soon as they are final (a command's line waits for its completion), so a
+    rollout of any length is read once, line by line; an event written twice is shown once.
+    """
     from codex_tui import protocol as p
 
     lines: list[str] = []
     commands: dict[str, int] = {}  # line of each started command; its completion replaces it
     last_diff: dict[str, Any] | None = None
+    top = 0
     for event in events:
+        if event.type == p.OUTPUT_DELTA:
+            continue  # output is not part of the transcript (and a held tail comes late)
+        if event.seq <= top:
+            continue
+        top = event.seq
         data = event.data
         item = data.get("item") or {}
         if event.type == p.ITEM_STARTED and item.get("type") == p.ITEM_COMMAND:
@@ -405,13 +421,14 @@ def transcript_lines(events: list[Any]) -> list[str]:
             lines.append(f"  ! {data.get('message', '')}")
         elif event.type == p.DIFF_UPDATED:
             last_diff = data
+        if not commands:
+            yield from lines
+            lines.clear()
+    yield from lines
     if last_diff is not None:
-        lines.append(f"\ndiff: +{last_diff.get('added', 0)} −{last_diff.get('removed', 0)}")
-        lines += [
-            f"  {f.get('status', '?'):<9} {f.get('path')} +{f.get('added', 0)} −{f.get('removed', 0)}"
-            for f in last_diff.get("files") or []
-        ]
-    return lines
+        yield f"\ndiff: +{last_diff.get('added', 0)} −{last_diff.get('removed', 0)}"
+        for f in last_diff.get("files") or []:
+            yield f"  {f.get('status', '?'):<9} {f.get('path')} +{f.get('added', 0)} −{f.get('removed', 0)}"
 
 
 def _command_outcome(item: dict[str, Any]) -> str:
@@ -445,24 +462,27 @@ def _manager_call(cfg: Config, args: argparse.Namespace, work: Callable[[Any], A
 
 
 def tasks_resume(cfg: Config, args: argparse.Namespace) -> int:
-    """Send a follow-up (or 'continue') to a stored task and run it to the end."""
+    """Send a follow-up (or 'continue') to a stored task and run it to the end.
+
+    Approval requests are asked on the terminal (y / a / n), or denied when stdin is not one.
+    """
     from codex_tui import protocol as p
-    from codex_tui.exec import FinalMessages, HumanPrinter, JsonPrinter
+    from codex_tui.exec import Approver, FinalMessages, HumanPrinter, JsonPrinter
 
     record = _find_record(cfg, args.id)
 
     async def work(manager: Any) -> int:
         finals = FinalMessages()
+        human = HumanPrinter(sys.stderr, 1)
         manager.subscribe(finals, replay=False)
-        manager.subscribe(
-            JsonPrinter(sys.stdout, 1) if args.json else HumanPrinter(sys.stderr, 1), replay=False
-        )
+        manager.subscribe(JsonPrinter(sys.stdout, 1) if args.json else human, replay=False)
+        manager.subscribe(Approver(manager, human.line, sys.stdin.isatty()), replay=False)
         result = await manager.submit(p.Op(p.OP_USER_MESSAGE, record.id, {"text": args.prompt or ""}))
         if not result.ok:
             raise CliError(result.message)
         status = await manager.wait_for(record.id)
         if not args.json and finals.by_task.get(record.id):
-            print(finals.by_task[record.id])
+            _say(finals.by_task[record.id])
         return 0 if status == "ready" else 1
 
     return _manager_call(cfg, args, work)
@@ -477,10 +497,10 @@ def tasks_apply(cfg: Config, args: argparse.Namespace) -> int:
     async def work(manager: Any) -> int:
         data = {"branch": args.branch, "dry_run": args.dry_run}
         result = await manager.submit(p.Op(p.OP_APPLY, record.id, data))
-        print(result.message or ("ok" if result.ok else "failed"))
+        _say(result.message or ("ok" if result.ok else "failed"))
         for key in ("applied", "conflicts", "skipped"):
             for path in result.data.get(key) or []:
-                print(f"  {key[:-1] if key.endswith('s') else key}: {path}")
+                _say(f"  {key[:-1] if key.endswith('s') else key}: {path}")
         return 0 if result.ok else 1
 
     return _manager_call(cfg, args, work)
@@ -494,7 +514,7 @@ def tasks_undo(cfg: Config, args: argparse.Namespace) -> int:
 
     async def work(manager: Any) -> int:
         result = await manager.submit(p.Op(p.OP_UNDO, record.id))
-        print(result.message)
+        _say(result.message)
         return 0 if result.ok else 1
 
     return _manager_call(cfg, args, work)

@@ -3,19 +3,26 @@
 With `--json`, stdout carries one JSON object per line in the shape of Codex's `exec --json`
 (`thread.started`, `turn.started`, `item.*`, `turn.completed`, `turn.failed`, `error`); streamed
 deltas are dropped. The exit code is 1 when any task did not finish ready.
+
+Task text (command output, model text, file names) is untrusted: human output passes through
+`strip_controls`, and JSON lines escape every control character, so a task cannot drive the terminal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from codex_tui import protocol as p
+from codex_tui.boundary.terminal import strip_controls
 from codex_tui.config import Config
 from codex_tui.tasks.manager import TaskManager
 from codex_tui.tasks.store import RolloutStore
@@ -33,6 +40,10 @@ JSON_TYPES = frozenset(
     }
 )
 PLAN_MARKS = {"pending": "☐", "in_progress": "◐", "completed": "☑"}
+ANSWERS = {"y": "approve", "yes": "approve", "a": "approve_task", "n": "deny", "no": "deny"}
+"""Answers to an approval question; anything else (or no answer at all) denies."""
+_JSON_RAW_CONTROLS = re.compile("[\x7f-\x9f]")
+"""DEL and C1: `json.dumps(ensure_ascii=False)` leaves them raw, and a terminal may act on them."""
 NO_TTY_DENIAL = (
     "denied: there is no terminal to ask (approve it in the TUI, or allow such commands up front "
     "with --sandbox full-access)"
@@ -94,8 +105,14 @@ class JsonPrinter:
         """Print the event if it has a Codex counterpart."""
         obj = codex_json(event, with_thread=self.with_thread)
         if obj is not None:
-            self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            self.out.write(json_line(obj) + "\n")
             self.out.flush()
+
+
+def json_line(obj: dict[str, Any]) -> str:
+    """One JSON line with no raw control character in it (C0 as JSON escapes, DEL and C1 too)."""
+    text = json.dumps(obj, ensure_ascii=False)
+    return _JSON_RAW_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class HumanPrinter:
@@ -122,7 +139,7 @@ class HumanPrinter:
     def line(self, task_id: str, text: str) -> None:
         """One progress line, prefixed with the attempt when there are several."""
         prefix = f"[{self.attempt_of.get(task_id, 1)}/{self.attempts}] " if self.attempts > 1 else ""
-        self.err.write(f"{prefix}{text}\n")
+        self.err.write(f"{prefix}{strip_controls(text)}\n")
         self.err.flush()
 
     def _release_message(self, task_id: str) -> None:
@@ -311,7 +328,7 @@ class Approver:
         task_id = str(request["task_id"])
         if self.interactive:
             async with self.ask_lock:
-                decision = await asyncio.to_thread(ask_on_terminal, request)
+                decision = await ask_on_terminal(request)
         else:
             self.printer(task_id, f"⚠ {NO_TTY_DENIAL}")
             decision = "deny"
@@ -319,17 +336,37 @@ class Approver:
         await self.manager.submit(p.Op(p.OP_APPROVE, task_id, data))
 
 
-def ask_on_terminal(request: dict[str, Any]) -> str:
-    """Ask y / a / N on stderr and read the answer from stdin (blocking; run in a thread)."""
-    what = request.get("command") or request.get("patch") or request.get("kind", "")
-    sys.stderr.write(f"\nApprove {what}?\n  reason: {request.get('reason', '')}\n")
-    sys.stderr.write("  [y] yes  [a] yes for this task  [N] no: ")
+async def ask_on_terminal(request: dict[str, Any]) -> str:
+    """Ask y / a / n on stderr and read the answer from stdin: approve, approve_task or deny."""
+    what = strip_controls(str(request.get("command") or request.get("patch") or request.get("kind", "")))
+    reason = strip_controls(str(request.get("reason", "")))
+    sys.stderr.write(f"\nApprove {what}?\n  reason: {reason}\n")
+    sys.stderr.write("  [y] yes  [a] yes for this task  [n] no: ")
     sys.stderr.flush()
-    try:
-        answer = sys.stdin.readline().strip().lower()
-    except (OSError, ValueError):
-        return "deny"
-    return {"y": "approve", "yes": "approve", "a": "approve_task"}.get(answer, "deny")
+    answer = await read_line(sys.stdin)
+    return ANSWERS.get(answer.strip().lower(), "deny")
+
+
+async def read_line(stream: TextIO) -> str:
+    """One line of `stream` ("" at its end or on an error), read by a daemon thread: an unanswered
+    question never keeps the process from exiting, as a worker of the default executor would."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str) -> None:
+        if not answer.done():
+            answer.set_result(line)
+
+    def read() -> None:
+        try:
+            line = stream.readline()
+        except (OSError, ValueError):
+            line = ""
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits for the answer
+            loop.call_soon_threadsafe(deliver, line)
+
+    threading.Thread(target=read, name="approval-answer", daemon=True).start()
+    return await answer
 
 
 async def run_exec(
@@ -364,20 +401,21 @@ async def run_exec(
             return 1
         task_ids = list(result.data["task_ids"])
         try:
-            statuses = [await manager.wait_for(tid) for tid in task_ids]
+            for tid in task_ids:
+                await manager.wait_for(tid)
         except asyncio.CancelledError:  # Ctrl+C: the tasks stay stored and can be resumed
             for tid in task_ids:
                 err.write(f"codex-tui exec: stopped; continue with `codex-tui tasks resume {tid}`\n")
             raise
-        summaries = {s["id"]: s for s in manager.tasks()}
     finally:
         await manager.close()
+    summaries = {s["id"]: s for s in manager.tasks()}  # after close: a task that could not be saved failed
     messages = [(summaries.get(tid, {}), finals.by_task.get(tid, "")) for tid in task_ids]
     if not options.json:
         _print_finals(out, messages)
     if options.last_message_file is not None:
         _write_last_message(options.last_message_file, messages, err)
-    return 0 if all(s == "ready" for s in statuses) else 1
+    return 0 if all(summaries.get(tid, {}).get("status") == "ready" for tid in task_ids) else 1
 
 
 def _submission(options: ExecOptions) -> dict[str, Any]:
@@ -391,8 +429,8 @@ def _submission(options: ExecOptions) -> dict[str, Any]:
 
 def _fail(out: TextIO, err: TextIO, as_json: bool, message: str) -> None:
     if as_json:
-        out.write(json.dumps({"type": "error", "message": message}) + "\n")
-    err.write(f"codex-tui exec: {message}\n")
+        out.write(json_line({"type": "error", "message": message}) + "\n")
+    err.write(f"codex-tui exec: {strip_controls(message)}\n")
 
 
 def _print_finals(out: TextIO, messages: list[tuple[dict[str, Any], str]]) -> None:
@@ -404,7 +442,7 @@ def _print_finals(out: TextIO, messages: list[tuple[dict[str, Any], str]]) -> No
                 f"{summary.get('status')} · +{summary.get('added', 0)} −{summary.get('removed', 0)} ──\n"
             )
         if text:
-            out.write(text + "\n")
+            out.write(strip_controls(text) + "\n")
     out.flush()
 
 

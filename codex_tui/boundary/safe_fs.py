@@ -169,7 +169,7 @@ class CheckoutRoot:
     # --- reading --------------------------------------------------------------------------------
 
     def lstat(self, path: str) -> os.stat_result | None:
-        """lstat of `path` (None when it or a folder on the way is missing; UnsafePath for a link on the way)."""
+        """lstat of `path` (None when it or a folder on the way is missing; UnsafePath for a link)."""
         try:
             with self.parent_of(path) as (fd, name):
                 return os.stat(name, dir_fd=fd, follow_symlinks=False)

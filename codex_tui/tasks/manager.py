@@ -61,6 +61,8 @@ URGENT_EVENTS = frozenset({TASK_STATUS, APPROVAL_REQUESTED, ERROR})
 """Written to the rollout at once rather than with the next batch."""
 CONTINUE_TEXT = "Continue where you left off."
 CLOSE_GRACE_S = 5.0
+STOP_RETRY_S = 0.05
+"""How often a turn stopped for a failed write is cancelled again until it has stopped."""
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 Callback = Callable[[Event], None]
@@ -140,6 +142,8 @@ class TaskManager:
         self._clients: dict[str, ModelClient] = {}
         self._started = False
         self._closing = False
+        self._storage_failures: dict[str, str] = {}
+        """Tasks whose rollout, history or the index could not be written: why they must stop."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -188,6 +192,7 @@ class TaskManager:
             if task.record.status in ACTIVE_STATUSES:
                 task.set_status("failed", APP_STOPPED)
         await asyncio.gather(*(t.stop() for t in self._tasks.values()), return_exceptions=True)
+        await self.store.flush()  # a turn that ended just now and cannot be saved fails before we go
         await self.store.close()
 
     async def _resolve_backend(self) -> tuple[str, str]:
@@ -257,11 +262,29 @@ class TaskManager:
                 self._subscribers.remove(sub)
 
     def _store_failed(self, task_id: str, message: str) -> None:
-        """A rollout or index write failed (disk full…): tell the user on the task's pane and the log."""
+        """A rollout, history or index write failed (disk full, read-only): the running tasks it
+        concerns (all of them for the index) stop and fail, so none is left "running"; a task
+        whose turn just ended here fails too, as its last events are not saved."""
         log.warning("%s", message)
         task = self._tasks.get(task_id)
-        if task is not None:
-            task.note(f"{message} — events are kept in memory and retried", "error")
+        tasks = [task] if task is not None else [t for t in self._tasks.values() if t.busy]
+        for each in tasks:
+            if each.busy:
+                if not self._closing and each.id not in self._storage_failures:
+                    self._storage_failures[each.id] = message
+                    self._stop_for_storage(each)
+            elif each.record.status == "ready" and each.record.owner_pid == os.getpid():
+                each.fail(unsaved_message(message))
+            else:
+                each.note(f"{message} — events are kept in memory and retried", "error")
+
+    def _stop_for_storage(self, task: Task) -> None:
+        """Cancel the task's turn, again until it ends (a cancel can be swallowed by a finishing wait)."""
+        runner = task.runner
+        if runner is None or runner.done() or not self._storage_failures.get(task.id):
+            return
+        runner.cancel()
+        asyncio.get_running_loop().call_later(STOP_RETRY_S, self._stop_for_storage, task)
 
     def _on_status(self, task_id: str, status: str) -> None:
         task = self._tasks.get(task_id)
@@ -369,11 +392,34 @@ class TaskManager:
 
     async def _run_job(self, job: _Job) -> None:
         try:
-            await job.task.run_turn(job.text, job.images)
+            await self._run_turn(job.task, job.text, job.images)
         finally:
             self._running.discard(job.task.id)
             self.store.put(job.task.record, urgent=True)
             self._pump()
+
+    async def _run_turn(self, task: Task, text: str, images: list[str]) -> None:
+        """One turn; when the store cannot write (disk full, read-only folder) the turn is stopped
+        and the task fails saying so."""
+        try:
+            await task.run_turn(text, images)
+        except asyncio.CancelledError:
+            if not self._storage_failures.get(task.id) or self._closing:
+                raise
+            current = asyncio.current_task()
+            while current is not None and current.uncancel() > 0:
+                pass  # every repeated cancel was ours
+        unsaved = self._storage_failures.get(task.id) or self.store.write_error(task.id)
+        if not unsaved:
+            return
+        self._storage_failures[task.id] = ""  # ends the repeated cancel
+        try:
+            with contextlib.suppress(Exception):
+                await task.stop()
+        finally:
+            del self._storage_failures[task.id]  # a later turn may try again
+        if task.record.status != "failed":
+            task.fail(unsaved_message(unsaved))
 
     def _queued_job(self, task: Task) -> _Job | None:
         return next((j for j in self._queue if j.task is task), None)
@@ -670,6 +716,11 @@ class _Submission:
     models: list[str]
     repo: Path
     title: str
+
+
+def unsaved_message(write_error: str) -> str:
+    """Why a task failed when its events, history or the index could not be written."""
+    return f"could not save the task: {write_error} — free space in the data folder, then resume it"
 
 
 def owned_by_other_process(record: TaskRecord) -> bool:

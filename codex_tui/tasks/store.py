@@ -8,6 +8,12 @@ Layout under the data dir::
 
 Events are buffered in memory and written by one background writer every `flush_interval_s`
 (and at once when a caller asks, e.g. on a status change); file I/O never runs on the event loop.
+
+A command's output is persisted bounded: its first `OUTPUT_HEAD_BYTES` as they stream, then only
+its last `OUTPUT_TAIL_BYTES`, held in memory and written when the command completes, behind a line
+"… N bytes omitted …" — 200 MB of output makes a rollout of about 128 KiB, and a replay still shows
+the start and the end. A failed write (disk full, folder read-only) is cut back off the file,
+kept in memory, retried, and reported through `on_error` when a file starts failing.
 """
 
 from __future__ import annotations
@@ -18,16 +24,20 @@ import json
 import os
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aiofiles
 
-from codex_tui.protocol import Event
+from codex_tui.protocol import ITEM_COMPLETED, OUTPUT_DELTA, Event
 
 INDEX_VERSION = 1
+OUTPUT_HEAD_BYTES: Final = 64 * 1024
+"""Output of one command written to the rollout as it streams."""
+OUTPUT_TAIL_BYTES: Final = 64 * 1024
+"""Output of one command kept from its end (held in memory until the command completes)."""
 
 
 @dataclass(slots=True)
@@ -130,34 +140,189 @@ def write_atomic(path: Path, text: str) -> None:
 
 def parse_events(lines: Iterable[str]) -> list[Event]:
     """Events from rollout lines; a torn or corrupt line (crash mid-write) is skipped."""
-    events: list[Event] = []
+    return list(iter_events(lines))
+
+
+def iter_events(lines: Iterable[str]) -> Iterator[Event]:
+    """Events from rollout lines, one at a time; a torn or corrupt line is skipped."""
     for line in lines:
         line = line.strip()
         if not line:
             continue
         try:
-            events.append(Event.from_json(line))
+            yield Event.from_json(line)
         except (ValueError, KeyError, TypeError):
             continue
-    return events
+
+
+def iter_rollout(path: Path) -> Iterator[Event]:
+    """The events of a rollout file in the order written, read line by line (never the whole file)."""
+    try:
+        handle = path.open(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    with handle:
+        yield from iter_events(handle)
 
 
 def _read_last_seq(path: Path) -> int:
-    """The seq of the last intact event line of a rollout file (0 when empty or missing)."""
+    """The highest seq of a rollout file (0 when empty or missing), read from its end.
+
+    Only a command's held output tail is written after events with higher seqs, and it always has
+    a lower seq than the event before it, so the window ending at the last other event suffices.
+    """
     try:
         with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 65536))
-            tail = handle.read().decode("utf-8", errors="replace")
+            end = handle.seek(0, os.SEEK_END)
+            window = 65536
+            while True:
+                start = max(0, end - window)
+                handle.seek(start)
+                lines = handle.read(end - start).decode("utf-8", errors="replace").split("\n")
+                events = parse_events(lines[1:] if start else lines)  # the first line may be cut
+                if start == 0 or any(e.type != OUTPUT_DELTA for e in events):
+                    return max((e.seq for e in events), default=0)
+                window *= 4
     except OSError:
         return 0
-    events = parse_events(tail.splitlines()[-50:])
-    if events:
-        return max(e.seq for e in events)
-    if size > 65536:
-        return max((e.seq for e in parse_events(path.read_text("utf-8", "replace").splitlines())), default=0)
-    return 0
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+def _utf8_head(text: str, limit: int) -> str:
+    """The longest prefix of `text` that fits in `limit` UTF-8 bytes."""
+    return text.encode("utf-8", errors="surrogatepass")[: max(limit, 0)].decode("utf-8", errors="ignore")
+
+
+def _utf8_tail(text: str, limit: int) -> str:
+    """The longest suffix of `text` that fits in `limit` UTF-8 bytes."""
+    data = text.encode("utf-8", errors="surrogatepass")
+    return data[max(len(data) - limit, 0) :].decode("utf-8", errors="ignore") if limit > 0 else ""
+
+
+def omitted_marker(omitted_bytes: int) -> str:
+    """The line that stands for the middle of a long output in a rollout."""
+    return f"… {omitted_bytes} bytes omitted …\n"
+
+
+@dataclass(slots=True)
+class _Piece:
+    """Part of a held output tail: the seq and stream of the delta it came from."""
+
+    seq: int
+    stream: str
+    text: str
+    size: int
+
+
+class CommandOutput:
+    """One command's output on its way to the rollout: the head passes, the tail is held, the middle counted.
+
+    The delta that crosses the head budget is held whole (its head part too), so every seq is
+    written once: the tail is written as one delta per run of one stream, each with the seq of
+    the last delta in it, prefixed with the omission marker.
+    """
+
+    def __init__(self, head_bytes: int = OUTPUT_HEAD_BYTES, tail_bytes: int = OUTPUT_TAIL_BYTES) -> None:
+        self.head_room = head_bytes
+        self.tail_bytes = tail_bytes
+        self.total_bytes = 0
+        self.omitted_bytes = 0
+        self.head_ends_newline = True
+        self._pivot: Event | None = None
+        self._pivot_head = ""
+        self._tail: deque[_Piece] = deque()
+        self._tail_size = 0
+
+    def take(self, event: Event) -> Event | None:
+        """The delta to write now (the head), or None when it is held for the tail."""
+        text = str(event.data.get("text") or "")
+        size = _utf8_len(text)
+        self.total_bytes += size
+        if self._pivot is None and size <= self.head_room:
+            self.head_room -= size
+            if text:
+                self.head_ends_newline = text.endswith("\n")
+            return event
+        stream = str(event.data.get("stream") or "stdout")
+        if self._pivot is None:
+            self._pivot = event
+            self._pivot_head = _utf8_head(text, self.head_room)
+            text = text[len(self._pivot_head) :]
+            size = _utf8_len(text)
+        self._hold(_Piece(event.seq, stream, text, size))
+        return None
+
+    def _hold(self, piece: _Piece) -> None:
+        self._tail.append(piece)
+        self._tail_size += piece.size
+        while self._tail_size - self._tail[0].size >= self.tail_bytes:
+            dropped = self._tail.popleft()
+            self._tail_size -= dropped.size
+            self.omitted_bytes += dropped.size
+        excess = self._tail_size - self.tail_bytes
+        if excess > 0:
+            first = self._tail[0]
+            first.text = _utf8_tail(first.text, first.size - excess)
+            kept = _utf8_len(first.text)
+            self.omitted_bytes += first.size - kept
+            self._tail_size -= first.size - kept
+            first.size = kept
+
+    def tail_events(self) -> list[Event]:
+        """What is held, as deltas to write after the head: marker and tail (empty when nothing is held)."""
+        pivot = self._pivot
+        if pivot is None:
+            return []
+        marker = ""
+        if self.omitted_bytes:
+            ends_newline = self.head_ends_newline if not self._pivot_head else self._pivot_head.endswith("\n")
+            marker = ("" if ends_newline else "\n") + omitted_marker(self.omitted_bytes)
+        stream = str(pivot.data.get("stream") or "stdout")
+        runs: list[_Piece] = [_Piece(pivot.seq, stream, self._pivot_head + marker, 0)]
+        for piece in self._tail:
+            last = runs[-1]
+            if piece.stream == last.stream:
+                last.seq, last.text = piece.seq, last.text + piece.text
+            else:
+                runs.append(_Piece(piece.seq, piece.stream, piece.text, 0))
+        base = {k: v for k, v in pivot.data.items() if k not in ("text", "stream")}
+        events = [
+            Event(OUTPUT_DELTA, pivot.task_id, r.seq, {**base, "stream": r.stream, "text": r.text}, pivot.ts)
+            for r in runs
+            if r.text
+        ]
+        if events and self.omitted_bytes:
+            events[-1].data["total_bytes"] = self.total_bytes
+            events[-1].data["omitted_bytes"] = self.omitted_bytes
+        return events
+
+
+class _TornWrite(Exception):
+    """A failed append left part of its data in the file (it could not be cut back)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _append_whole(path: Path, data: bytes) -> None:
+    """Append `data` to `path` whole or not at all: what a failed write (disk full) left is cut off."""
+    async with aiofiles.open(path, "ab", buffering=0) as handle:
+        start = await handle.seek(0, os.SEEK_END)
+        view = memoryview(data)
+        try:
+            while view:
+                written = await handle.write(view)
+                view = view[written:]
+        except OSError as exc:
+            try:
+                await handle.truncate(start)
+            except OSError:
+                raise _TornWrite(exc) from exc
+            raise
 
 
 class RolloutStore:
@@ -182,9 +347,12 @@ class RolloutStore:
         self._flush_lock = asyncio.Lock()
         self._closed = False
         self._deleted: set[str] = set()
+        self._outputs: dict[tuple[str, str], CommandOutput] = {}
+        self._failing: dict[Path, str] = {}
+        self._torn: set[str] = set()
         self.last_error: str = ""
         self.on_error = on_error
-        """Told (task id or "", message) when a write fails; each distinct message once."""
+        """Told (task id or "", message) when writing a file starts failing (again after a success)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -197,7 +365,9 @@ class RolloutStore:
             self._writer = asyncio.create_task(self._write_loop(), name="rollout-writer")
 
     async def close(self) -> None:
-        """Flush everything and stop the writer; safe to call twice."""
+        """Flush everything (held output tails too) and stop the writer; safe to call twice."""
+        for task_id, item_id in list(self._outputs):
+            self._release_output(task_id, item_id)
         self._closed = True
         if self._writer is not None:
             self._wake.set()
@@ -208,14 +378,37 @@ class RolloutStore:
     # --- events ------------------------------------------------------------------------------
 
     def append(self, event: Event, *, urgent: bool = False) -> None:
-        """Queue an event for its task's rollout; `urgent` wakes the writer at once."""
+        """Queue an event for its task's rollout; `urgent` wakes the writer at once.
+
+        Command output deltas pass through a per-command :class:`CommandOutput` budget.
+        """
+        if event.type == OUTPUT_DELTA:
+            key = (event.task_id, str(event.data.get("item_id") or ""))
+            output = self._outputs.get(key)
+            if output is None:
+                output = self._outputs[key] = CommandOutput()
+            kept = output.take(event)
+            if kept is None:
+                return
+            event = kept
+        elif event.type == ITEM_COMPLETED:
+            item = event.data.get("item")
+            if isinstance(item, dict):
+                self._release_output(event.task_id, str(item.get("id") or ""))
         self._pending.setdefault(event.task_id, deque()).append(event)
         if urgent:
             self._wake.set()
 
+    def _release_output(self, task_id: str, item_id: str) -> None:
+        """Queue a command's held output tail (it completed, or the store closes)."""
+        output = self._outputs.pop((task_id, item_id), None)
+        if output is not None:
+            self._pending.setdefault(task_id, deque()).extend(output.tail_events())
+
     def pending_events(self, task_id: str) -> list[Event]:
-        """Events appended but not yet fully written (including the batch being written)."""
-        return list(self._pending.get(task_id, ()))
+        """Events appended but not yet fully written (including the batch and held output tails)."""
+        held = [e for (tid, _), out in self._outputs.items() if tid == task_id for e in out.tail_events()]
+        return list(self._pending.get(task_id, ())) + held
 
     async def read_events(self, task_id: str) -> list[Event]:
         """Every event of a task: what is on disk plus what is still buffered, in seq order."""
@@ -248,9 +441,15 @@ class RolloutStore:
             self._wake.set()
 
     async def save_history(self, task_id: str, history: list[dict[str, Any]]) -> None:
-        """Rewrite a task's history file atomically (in a thread)."""
+        """Rewrite a task's history file atomically (in a thread); OSError is reported, then raised."""
         text = json.dumps(history, ensure_ascii=False)
-        await asyncio.to_thread(write_atomic, self.history_path(task_id), text)
+        path = self.history_path(task_id)
+        try:
+            await asyncio.to_thread(write_atomic, path, text)
+        except OSError as exc:
+            self._failed(task_id, path, exc)
+            raise
+        self._failing.pop(path, None)
 
     async def load_history(self, task_id: str) -> list[dict[str, Any]]:
         """A task's saved history, or [] when there is none or it is unreadable."""
@@ -260,6 +459,8 @@ class RolloutStore:
         """Remove a task's rollout and history files and its record."""
         self.records.pop(task_id, None)
         self._pending.pop(task_id, None)
+        for key in [k for k in self._outputs if k[0] == task_id]:
+            del self._outputs[key]
         self._deleted.add(task_id)
         self._index_dirty = True
         for path in (self.rollout_path(task_id), self.history_path(task_id)):
@@ -280,7 +481,9 @@ class RolloutStore:
                     await asyncio.to_thread(self._write_index, rows, set(self._deleted))
                 except OSError as exc:
                     self._index_dirty = True
-                    self._report("", f"cannot write {self.index_path}: {exc.strerror}")
+                    self._failed("", self.index_path, exc)
+                else:
+                    self._failing.pop(self.index_path, None)
 
     async def _flush_task(self, task_id: str) -> None:
         queue = self._pending.get(task_id)
@@ -288,12 +491,20 @@ class RolloutStore:
             return
         batch = list(queue)
         payload = "".join(e.to_json() + "\n" for e in batch)
+        if task_id in self._torn:
+            payload = "\n" + payload  # after a torn line, start on a line of our own
+        path = self.rollout_path(task_id)
         try:
-            async with aiofiles.open(self.rollout_path(task_id), "a", encoding="utf-8") as handle:
-                await handle.write(payload)
-        except OSError as exc:
-            self._report(task_id, f"cannot write {self.rollout_path(task_id)}: {exc.strerror}")
+            await _append_whole(path, payload.encode("utf-8", errors="surrogatepass"))
+        except _TornWrite as torn:
+            self._torn.add(task_id)
+            self._failed(task_id, path, torn.error)
             return
+        except OSError as exc:
+            self._failed(task_id, path, exc)
+            return
+        self._torn.discard(task_id)
+        self._failing.pop(path, None)
         for _ in batch:
             queue.popleft()
 
@@ -304,12 +515,23 @@ class RolloutStore:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception as exc:  # the writer must survive anything; the error is reported
-                self._report("", f"rollout writer: {exc}")
+            except Exception as exc:  # the writer must survive anything; the error is reported once
+                if f"rollout writer: {exc}" != self.last_error:
+                    self._report("", f"rollout writer: {exc}")
+
+    def _failed(self, task_id: str, path: Path, exc: OSError) -> None:
+        """Report a failed write once per failing file (again once it has worked in between)."""
+        if path in self._failing:
+            return
+        self._failing[path] = message = f"cannot write {path}: {exc.strerror or exc}"
+        self._report(task_id, message)
+
+    def write_error(self, task_id: str) -> str:
+        """Why the task's rollout, its history or the index cannot be written now ("" when they can)."""
+        paths = (self.rollout_path(task_id), self.history_path(task_id), self.index_path)
+        return next((self._failing[path] for path in paths if path in self._failing), "")
 
     def _report(self, task_id: str, message: str) -> None:
-        if message == self.last_error:
-            return
         self.last_error = message
         if self.on_error is not None:
             self.on_error(task_id, message)
@@ -347,11 +569,7 @@ class RolloutStore:
         return records
 
     def _read_rollout(self, task_id: str) -> list[Event]:
-        try:
-            text = self.rollout_path(task_id).read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return []
-        return parse_events(text.splitlines())
+        return list(iter_rollout(self.rollout_path(task_id)))
 
     def _read_history(self, task_id: str) -> list[dict[str, Any]]:
         try:

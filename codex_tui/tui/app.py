@@ -20,11 +20,13 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 from textual.theme import Theme
 from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from codex_tui import protocol as p
+from codex_tui.boundary.terminal import strip_controls
 from codex_tui.config import Config
 from codex_tui.tui.bindings import APP_BINDINGS, unknown_keymap_ids
 from codex_tui.tui.commands import CodexCommands, PaletteEntry, SlashCommand, SlashError, parse_slash
@@ -241,6 +243,24 @@ class CodexApp(App[int]):
             detail = task.title + (f"\n{task.message}" if task.message and task.status == "failed" else "")
             self.notify(detail, title=title, severity=severity)  # type: ignore[arg-type]
             self.bell()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """A toast; it may quote a task (an error, a file name), so control sequences are removed."""
+        super().notify(
+            strip_controls(message),
+            title=strip_controls(title),
+            severity=severity,
+            timeout=timeout,
+            markup=markup,
+        )
 
     async def _render(self, changed: set[str]) -> None:
         if changed:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from codex_tui.protocol import OP_GET_DIFF, TASK_CREATED, TASK_STATUS, Event, Op, OpResult
+from codex_tui.tasks.store import iter_rollout
 
 EventCallback = Callable[[Event], None]
 
@@ -49,13 +50,7 @@ class RolloutReplay:
         """Read rollout files (one task each, JSON lines), oldest task first; bad lines are skipped."""
         per_task: list[list[Event]] = []
         for path in paths:
-            events: list[Event] = []
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    try:
-                        events.append(Event.from_json(line))
-                    except (ValueError, KeyError, TypeError):
-                        continue
+            events = list(iter_rollout(path))
             if events:
                 per_task.append(sorted(events, key=lambda e: e.seq))
         per_task.sort(key=lambda evs: evs[0].ts)

@@ -1,7 +1,9 @@
 """The App's event-derived model of every task: a pure reducer, no Textual, unit-testable.
 
 Every pane renders from a :class:`TaskModel`; the model is rebuilt from events alone, so switching
-tasks, reopening the app or replaying a rollout shows the same thing.
+tasks, reopening the app or replaying a rollout shows the same thing. Event text comes from the
+task (command output, model text, file names): `AppState.apply` strips its terminal control
+sequences before any handler sees it, so nothing a pane draws can drive the terminal.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from codex_tui import protocol as p
+from codex_tui.boundary.terminal import strip_controls
 
 BlockKind = Literal["user", "agent", "reasoning", "tool", "note", "error"]
 LogOp = tuple[Any, ...]
@@ -232,9 +235,24 @@ class AppState:
         task.last_seq = max(task.last_seq, event.seq)
         handler = _HANDLERS.get(event.type)
         if handler is not None:
-            handler(task, event)
+            handler(task, clean_event(event))
         task.rev += 1
         return task
+
+
+def clean_event(event: p.Event) -> p.Event:
+    """A copy of `event` whose strings carry no terminal control sequences (task text is untrusted)."""
+    return p.Event(event.type, event.task_id, event.seq, _clean(event.data), event.ts)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return strip_controls(value)
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    return value
 
 
 # --- handlers ------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ The patch is parsed and laid out in a thread worker; `DiffBody` draws only the r
 (Line API) with per-row strips in an LRU cache, and highlights lazily, a chunk of one hunk side
 at a time, with the pygments lexer guessed from the file name. All colours come from theme
 variables (component classes + `textual.highlight` styles), so every theme looks right.
+Every text drawn from the patch (lines, paths, hunk headers) goes through `clean_line`: a control
+character a task wrote shows as U+FFFD, never reaches the terminal, and never hides code under review.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def prepare_patch(text: str) -> ParsedPatch:
 def file_list_prompt(file: FileDiff) -> Content:
     """The file list entry: status letter, path, +N −M (styles are theme variables)."""
     tag, tag_style = _STATUS_TAGS.get(file.status, ("?", "$foreground 60%"))
-    parts: list[str | tuple[str, str]] = [(tag, tag_style), " ", file.display_path, "  "]
+    parts: list[str | tuple[str, str]] = [(tag, tag_style), " ", clean_line(file.display_path), "  "]
     if file.binary:
         parts.append(("binary", "$foreground 60% italic"))
     else:
@@ -231,7 +233,7 @@ class DiffBody(ScrollView, can_focus=True):
         height = self.scrollable_content_region.height
         if y != height // 2:
             return Strip.blank(width, style)
-        text = self.patch.errors[0] if self.patch.errors else EMPTY_TEXT
+        text = clean_line(self.patch.errors[0]) if self.patch.errors else EMPTY_TEXT
         text = text[:width]
         left = max(0, (width - len(text)) // 2)
         return Strip([Segment(" " * left, style), Segment(text, style)]).crop_extend(0, width, style)
@@ -257,11 +259,11 @@ class DiffBody(ScrollView, can_focus=True):
         if row.kind == "hunk":
             hunk_style = style("diff-view--hunk-current" if current else "diff-view--hunk-header")
             marker = "▶ " if current else "  "
-            return Strip([Segment(marker + row.text, hunk_style)]), hunk_style
+            return Strip([Segment(marker + clean_line(row.text), hunk_style)]), hunk_style
         if row.kind == "note":
             note_style = style("diff-view--note")
             pad = " " * (self._gutter_width() + 2)
-            return Strip([Segment(pad + row.text, note_style)]), note_style
+            return Strip([Segment(pad + clean_line(row.text), note_style)]), note_style
         return Strip([]), self.rich_style
 
     def _gutter_width(self) -> int:
@@ -279,7 +281,7 @@ class DiffBody(ScrollView, can_focus=True):
         tag, tag_style = _STATUS_TAGS.get(file.status, ("?", ""))
         segments = [
             Segment(f" {tag} ", resolve(base, tag_style)),
-            Segment(file.display_path, base),
+            Segment(clean_line(file.display_path), base),
             Segment(f"  {file.status}  ", resolve(base, "$foreground 60% not bold")),
         ]
         if file.binary:

@@ -28,11 +28,15 @@ StyledSpan = tuple[int, int, str]
 LineSpans = tuple[StyledSpan, ...]
 
 TAB_SIZE = 4
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def clean_line(text: str, tab_size: int = TAB_SIZE) -> str:
-    """Expand tabs and replace control characters one-for-one so a line renders as one row."""
+    """Expand tabs and replace control characters (C0, DEL, C1) one-for-one so a line renders as one row.
+
+    Unlike `strip_controls` this keeps every other character in place: a diff under review shows
+    where an escape sequence was instead of hiding what follows it.
+    """
     if "\t" in text:
         text = text.expandtabs(tab_size)
     if _CONTROL.search(text):
