@@ -3,9 +3,10 @@
     .venv/bin/python bench/bench_sandbox.py [--runs 10] [--exec-runs 30] [--setup-seconds 20]
 
 Measures:
-- ready: a task's start-up as the task manager does it: its git checkout (Workspace.create of a
-  repository with uncommitted changes) and DockerSandbox.start() until a command can run; median of
-  N, with the two parts; also the first `true` right after it.
+- ready: a task's start-up as the task manager does it: the checkout's disk limit (sandbox/disk.py:
+  its own filesystem as root), its git checkout (Workspace.create of a repository with uncommitted
+  changes) and DockerSandbox.start() until a command can run; median of N, with the parts; also the
+  first command right after it.
 - eight: 8 task start-ups (checkout + container) at once, time until all are ready.
 - exec overhead: DockerSandbox.exec(["true"]) vs a bare `docker exec <id> true` subprocess in the
   same container, interleaved, medians and their ratio (the budget); for reference also the raw
@@ -20,18 +21,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
+import os
 import statistics
 import subprocess
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
 
+from codex_tui.boundary.identity import needs_chown, sandbox_ids
+from codex_tui.sandbox import disk
 from codex_tui.sandbox.base import SandboxSpec
+from codex_tui.sandbox.disk import DiskQuota
 from codex_tui.sandbox.docker import DockerSandbox
 from codex_tui.sandbox.engine import shared_client
 from codex_tui.sandbox.image import DEFAULT_IMAGE, ensure_default_image, ensure_env_image
@@ -43,6 +50,7 @@ BUDGET_EIGHT_S = 2.5
 BUDGET_EXEC_RATIO = 1.2
 BUDGET_CACHE_SPEEDUP = 10.0
 REPO_FILES = 200
+DISK_MB = 10240
 
 
 def sandbox(
@@ -53,6 +61,14 @@ def sandbox(
         task_id=f"bench-{name}", workspace=workspace, image=image, extra_ro_mounts=mounts or []
     )
     return DockerSandbox(spec)
+
+
+def sandbox_folder(path: Path) -> Path:
+    """An empty folder commands can enter and write: the sandbox's uid gets it when we are root."""
+    path.mkdir(parents=True, exist_ok=True)
+    if needs_chown():
+        os.chown(path, *sandbox_ids())
+    return path
 
 
 def make_repo(path: Path, files: int = REPO_FILES) -> Path:
@@ -71,41 +87,62 @@ def make_repo(path: Path, files: int = REPO_FILES) -> Path:
     return path
 
 
-async def start_task(repo: Path, root: Path, name: str) -> tuple[Workspace, DockerSandbox, float]:
-    """Checkout + container, as a task starts; returns them and the checkout's share of the time."""
-    started = time.perf_counter()
+@dataclass
+class Started:
+    """One task started for a measure: its disk, checkout and container, and what each part took."""
+
+    quota: DiskQuota
+    workspace: Workspace
+    box: DockerSandbox
+    disk_s: float
+    checkout_s: float
+    container_s: float
+
+    async def remove(self, root: Path) -> None:
+        """Stop the container, release the disk (its files go with it), delete the checkout."""
+        await self.box.stop()
+        await disk.release(self.workspace.path, root / "disks")
+        await self.workspace.remove()
+
+
+async def start_task(repo: Path, root: Path, name: str) -> Started:
+    """Disk limit + checkout + container, as a task starts, each part timed."""
+    marks = [time.perf_counter()]
+    quota = await disk.provision(root / name, root / "disks", DISK_MB)
+    marks.append(time.perf_counter())
     workspace = await Workspace.create(repo, root / name, f"bench-{name}")
-    checkout_s = time.perf_counter() - started
+    marks.append(time.perf_counter())
     box = sandbox(workspace.path, name, mounts=workspace.extra_ro_mounts)
     await box.start()
-    return workspace, box, checkout_s
+    marks.append(time.perf_counter())
+    disk_s, checkout_s, container_s = (b - a for a, b in itertools.pairwise(marks))
+    return Started(quota, workspace, box, disk_s, checkout_s, container_s)
 
 
 async def measure_ready(root: Path, runs: int) -> dict[str, Any]:
     """Median time from nothing to checkout made + container running, and to the end of a first `true`."""
     repo = make_repo(root / "ready-repo")
     ready: list[float] = []
-    checkouts: list[float] = []
+    tasks: list[Started] = []
     first_command: list[float] = []
     for i in range(runs):
         started = time.perf_counter()
-        workspace, box, checkout_s = await start_task(repo, root, f"ready-{i}")
+        task = await start_task(repo, root, f"ready-{i}")
         ready.append(time.perf_counter() - started)
-        checkouts.append(checkout_s)
-        assert (await box.exec(["git", "status", "--porcelain"])).exit_code == 0
+        tasks.append(task)
+        assert (await task.box.exec(["git", "status", "--porcelain"])).exit_code == 0
         first_command.append(time.perf_counter() - started)
-        await box.stop()
-        await workspace.remove()
+        await task.remove(root)
     median = statistics.median(ready)
     return {
         "runs": runs,
         "repo": f"{REPO_FILES} committed files, one modified, one untracked",
+        "disk": tasks[0].quota.describe(),
         "median_s": round(median, 4),
         "max_s": round(max(ready), 4),
-        "median_checkout_s": round(statistics.median(checkouts), 4),
-        "median_container_s": round(
-            statistics.median(r - c for r, c in zip(ready, checkouts, strict=True)), 4
-        ),
+        "median_disk_s": round(statistics.median(t.disk_s for t in tasks), 4),
+        "median_checkout_s": round(statistics.median(t.checkout_s for t in tasks), 4),
+        "median_container_s": round(statistics.median(t.container_s for t in tasks), 4),
         "median_with_first_command_s": round(statistics.median(first_command), 4),
         "first_command": "git status --porcelain",
         "budget_s": BUDGET_READY_S,
@@ -119,10 +156,9 @@ async def measure_eight(root: Path) -> dict[str, Any]:
     started = time.perf_counter()
     tasks = await asyncio.gather(*(start_task(repo, root, f"eight-{i}") for i in range(8)))
     all_ready = time.perf_counter() - started
-    await asyncio.gather(*(box.exec(["true"]) for _ws, box, _c in tasks))
+    await asyncio.gather(*(task.box.exec(["true"]) for task in tasks))
     with_command = time.perf_counter() - started
-    await asyncio.gather(*(box.stop() for _ws, box, _c in tasks))
-    await asyncio.gather(*(ws.remove() for ws, _box, _c in tasks))
+    await asyncio.gather(*(task.remove(root) for task in tasks))
     return {
         "all_ready_s": round(all_ready, 4),
         "all_ran_first_command_s": round(with_command, 4),
@@ -133,7 +169,7 @@ async def measure_eight(root: Path) -> dict[str, Any]:
 
 async def measure_exec_overhead(workspace: Path, runs: int) -> dict[str, Any]:
     """DockerSandbox.exec vs a bare `docker exec` of the same command in the same container."""
-    box = sandbox(workspace, "exec")
+    box = sandbox(sandbox_folder(workspace / "exec"), "exec")
     await box.start()
     ours: list[float] = []
     bare: list[float] = []
@@ -219,10 +255,13 @@ async def main(runs: int, exec_runs: int, setup_seconds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="codex-bench-") as tmp:
         workspace = Path(tmp)
         results: dict[str, Any] = {"engine": engine_version(), "image": DEFAULT_IMAGE}
-        results["ready"] = await measure_ready(workspace, runs)
-        results["eight_at_once"] = await measure_eight(workspace)
-        results["exec_overhead"] = await measure_exec_overhead(workspace, exec_runs)
-        results["cached_env"] = await measure_cached_env(workspace, setup_seconds)
+        try:
+            results["ready"] = await measure_ready(workspace, runs)
+            results["eight_at_once"] = await measure_eight(workspace)
+            results["exec_overhead"] = await measure_exec_overhead(workspace, exec_runs)
+            results["cached_env"] = await measure_cached_env(workspace, setup_seconds)
+        finally:
+            await disk.sweep(workspace, keep=[])
     results["pass"] = all(v["pass"] for v in results.values() if isinstance(v, dict))
     return results
 

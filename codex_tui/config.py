@@ -63,6 +63,8 @@ class Config:
     sandbox_cpus: float = 2.0
     sandbox_memory_mb: int = 2048
     sandbox_pids: int = 512
+    sandbox_disk_mb: int = 10240
+    """Per-task limit on the checkout's size (its own filesystem as root, else a watchdog); 0: none."""
     setup: str | None = None
     approval_policy: str = "on-request"
     max_parallel_tasks: int = 4
@@ -120,6 +122,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "sandbox_cpus": (int, float),
     "sandbox_memory_mb": int,
     "sandbox_pids": int,
+    "sandbox_disk_mb": int,
     "setup": str,
     "approval_policy": str,
     "max_parallel_tasks": int,
@@ -148,7 +151,7 @@ _POSITIVE = frozenset(
         "stream_idle_timeout_s",
     }
 )
-_NON_NEGATIVE = frozenset({"request_max_retries"})
+_NON_NEGATIVE = frozenset({"request_max_retries", "sandbox_disk_mb"})
 
 
 def load_config(

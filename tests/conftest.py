@@ -11,6 +11,17 @@ import pytest
 pytest_plugins = ["tests.conftest_docker"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_checkout_disk_left_mounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Checkouts of killed test processes keep their own filesystem mounted: unmount them at the end."""
+    yield
+    base = str(tmp_path_factory.getbasetemp().resolve())
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts if line.split()[1].startswith(base + "/")]
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

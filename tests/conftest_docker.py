@@ -14,6 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from codex_tui.boundary.identity import needs_chown, sandbox_ids
 from codex_tui.sandbox.base import SandboxError, SandboxSpec
 from codex_tui.sandbox.docker import DockerSandbox
 from codex_tui.sandbox.engine import connect
@@ -46,9 +47,11 @@ def sandbox_image(docker_engine: docker.DockerClient) -> str:
 
 @pytest.fixture
 def sandbox_workspace(tmp_path: Path) -> Path:
-    """An empty task checkout owned by the current user."""
+    """An empty task checkout owned by the sandbox's uid (the current user's own, unless root)."""
     workspace = tmp_path / "workspace"
     workspace.mkdir()
+    if needs_chown():
+        os.chown(workspace, *sandbox_ids())
     return workspace
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from codex_tui.boundary.identity import KEEPER_ID, sandbox_ids
 from codex_tui.sandbox.base import SandboxError, SandboxLimits, SandboxSpec, Stream
 from codex_tui.sandbox.docker import DockerSandbox, sweep_stale_containers
 from codex_tui.sandbox.engine import LABEL, LABEL_OWNER_PID, LABEL_OWNER_START, LABEL_TASK
@@ -174,6 +175,7 @@ async def test_escalated_command_gets_network_and_a_writable_workspace(
     code, text = await run(sandbox, "ls /sys/class/net")
     assert text.split() == ["lo"]
     (sandbox_workspace / "sub").mkdir()
+    os.chown(sandbox_workspace / "sub", *sandbox_ids())
     code, text = await run(sandbox, "ls /sys/class/net; echo made > esc.txt", escalated=True, cwd="sub")
     assert code == 0, text
     assert [name for name in text.split() if name != "lo"], "expected a non-loopback interface"
@@ -188,7 +190,7 @@ async def test_fork_bomb_is_stopped_by_the_pids_limit_and_the_sandbox_survives(m
     await sandbox.start()
     out = Output()
     started = time.monotonic()
-    result = await sandbox.exec(["bash", "-c", ":(){ :|:& };:; wait"], timeout_s=1, on_output=out)
+    result = await sandbox.exec(["bash", "-c", ":(){ :|: ; };:"], timeout_s=1, on_output=out)
     assert result.exit_code == 124
     assert "Resource temporarily unavailable" in out.text()
     assert time.monotonic() - started < 10
@@ -222,19 +224,21 @@ async def test_environment_has_no_api_keys_even_when_the_host_has_them(
     assert code == 0
     assert "host-secret" not in text and "OPENAI_API_KEY" not in text and "also-no" not in text
     assert "LEAKY_SECRET" not in text
-    assert "PROJECT_FLAG=1" in text and "EXTRA=yes" in text and "HOME=/tmp" in text
+    assert "PROJECT_FLAG=1" in text and "EXTRA=yes" in text and "HOME=/home/sandbox" in text
     code, text = await run(sandbox, "ls -l /var/run/docker.sock /run/docker.sock 2>&1")
     assert "No such file" in text
 
 
-async def test_files_created_in_the_workspace_belong_to_the_host_user(
+async def test_files_created_in_the_workspace_belong_to_the_sandbox_uid(
     make_docker_sandbox, sandbox_workspace: Path
 ) -> None:
     sandbox = make_docker_sandbox()
     await sandbox.start()
     assert (await sandbox.exec(["touch", "mine.txt"])).exit_code == 0
     stat = (sandbox_workspace / "mine.txt").stat()
-    assert (stat.st_uid, stat.st_gid) == (os.getuid(), os.getgid())
+    assert (stat.st_uid, stat.st_gid) == sandbox_ids()
+    if os.getuid() != 0:
+        assert sandbox_ids() == (os.getuid(), os.getgid()), "a non-root user's sandbox runs as them"
 
 
 async def test_sandbox_runs_commands_as_the_configured_uid(
@@ -287,7 +291,8 @@ async def test_container_is_labelled_and_limited(make_docker_sandbox, docker_eng
     assert host["NetworkMode"] == "none" and host["AutoRemove"] is True
     assert host["NanoCpus"] == 1_500_000_000 and host["PidsLimit"] == 99
     assert host["Memory"] == host["MemorySwap"] == 300 * 1024 * 1024
-    assert info["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
+    assert info["Config"]["User"] == f"{KEEPER_ID}:{KEEPER_ID}", "the main process is the keeper"
+    assert sandbox.user == "{}:{}".format(*sandbox_ids())
     assert "no secrets" in sandbox.describe() and "network off" in sandbox.describe()
 
 

@@ -173,7 +173,7 @@ async def test_no_setup_script_means_the_base_image(sandbox_image: str, repo: Pa
 
 @pytest.mark.docker
 async def test_second_task_on_same_repo_reuses_setup_image(
-    sandbox_image: str, repo: Path, env_tags: list[str], tmp_path: Path
+    sandbox_image: str, repo: Path, env_tags: list[str], sandbox_workspace: Path
 ) -> None:
     script = unique_script(
         "sleep 1.5\nmkdir -p /opt/deps && cp /workspace/requirements.txt /opt/deps/\necho ok"
@@ -190,7 +190,7 @@ async def test_second_task_on_same_repo_reuses_setup_image(
     assert again == tag
     assert first >= 1.5 and second * 10 < first, (first, second)
     assert log.text().count("running the setup script") == 1
-    sandbox = DockerSandbox(SandboxSpec(task_id="env", workspace=tmp_path, image=tag))
+    sandbox = DockerSandbox(SandboxSpec(task_id="env", workspace=sandbox_workspace, image=tag))
     await sandbox.start()
     try:
         out = Log()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 import uuid
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from codex_tui.boundary.identity import needs_chown, sandbox_ids
 from codex_tui.config import Config
 from codex_tui.sandbox.base import SandboxError, SandboxSpec, Stream
 from codex_tui.sandbox.factory import SandboxRequest, create_sandbox, spec_from_config, startup_sweep
@@ -168,7 +170,8 @@ async def test_plain_backend_says_it_does_not_isolate(tmp_path: Path) -> None:
     sandbox = make(tmp_path, "plain", mode="read-only")
     await sandbox.start()
     assert not sandbox.isolated
-    assert sandbox.describe().startswith("local: no isolation — commands run as you on this machine")
+    who = "you" if os.getuid() else f"uid {sandbox_ids()[0]} (not root)"
+    assert sandbox.describe().startswith(f"local: no isolation — commands run as {who} on this machine")
     assert "read-only mode is not enforced" in sandbox.describe()
 
 
@@ -221,6 +224,9 @@ async def interfaces(sandbox: LocalSandbox, escalated: bool = False) -> list[str
 @pytest.mark.skipif(not BWRAP, reason="bubblewrap not usable")
 async def test_bwrap_read_only_mode_refuses_writes_and_root_is_read_only(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("original\n")
+    if needs_chown():  # writable by the sandbox's uid but for the read-only mode
+        for path in (tmp_path, tmp_path / "keep.txt"):
+            os.chown(path, *sandbox_ids())
     sandbox = make(tmp_path, "bwrap", mode="read-only")
     await sandbox.start()
     code, text = await run(sandbox, "echo changed > keep.txt")

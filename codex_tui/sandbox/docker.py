@@ -7,8 +7,17 @@ sweeps containers whose owner process is gone (`sweep_stale_containers`), and if
 starts again the container expires by itself after the TTL and removes itself.
 
 Escalation: a container started with network "none" cannot be attached to a network later, so an
-escalated command runs in a sibling ephemeral container (same image, mounts and user; network on,
-workspace writable) that is removed when the command ends.
+escalated command runs in a sibling ephemeral container (same image, mounts, user and hardening;
+network on, workspace writable) that is removed when the command ends.
+
+Hardening: every capability dropped, `no-new-privileges`, Docker's default seccomp profile, a
+read-only root filesystem with size-limited tmpfs for /tmp and HOME, ulimits, a capped container
+log. Nobody is root inside: the main process runs as KEEPER_ID and commands as `sandbox_ids()`
+(never 0, also when the host user is root). Because they differ, the exec wrapper can end a
+command with `kill -KILL -1` (a shell builtin: no free pid needed; the kernel signals every process
+of the command's uid in the container's pid namespace in one pass) and so leaves nothing behind
+that could hold pids, memory or the output stream, while the container itself survives. That
+cleanup would also end a concurrent command, so one sandbox runs its commands one at a time.
 """
 
 from __future__ import annotations
@@ -28,7 +37,9 @@ from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import LogConfig, Ulimit
 
+from codex_tui.boundary.identity import KEEPER_ID, sandbox_ids
 from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxError, SandboxSpec, Stream
 from codex_tui.sandbox.engine import (
     LABEL,
@@ -45,6 +56,15 @@ from codex_tui.sandbox.image import DEFAULT_IMAGE, IMAGE_PATH
 from codex_tui.sandbox.local import TIMEOUT_EXIT_CODE, sandbox_env
 
 WORKDIR = "/workspace"
+HOME = "/home/sandbox"
+TMP_SIZE_MB = 1024
+HOME_SIZE_MB = 256
+"""tmpfs pages are also charged to the container's memory limit, so these only cap each folder."""
+NOFILE_SOFT = 4096
+NOFILE_HARD = 16384
+"""Open files: a tool that needs more raises its soft limit up to the hard one itself."""
+LOG_MAX = "1m"
+"""Container logs (an escalated command's output goes there too) are capped so they cannot fill the host."""
 DEFAULT_TTL_S = 24 * 3600
 KILL_GRACE_S = 0.5
 KILL_ATTEMPTS = 10
@@ -53,15 +73,36 @@ STREAM_DRAIN_S = 5.0
 """After killing a command, how long to wait for its output stream to close before giving up on it."""
 
 Frame = tuple[bytes | None, bytes | None]
-_BASE_ENV = {"PATH": IMAGE_PATH, "HOME": "/tmp", "LANG": "C.UTF-8", "TERM": "dumb"}
-_WRAPPER = '{ echo $$ > "$1"; } 2>/dev/null; cd "$2" || exit 1; shift 2; exec "$@"'
-"""Records the command's pid (docker makes each exec its own session and group leader: pgid = pid),
-enters the working directory with a plain shell error if it is missing, then becomes the command."""
-_KILLER = (
-    'read p < "$0" 2>/dev/null || exit 0; kill -TERM -$p 2>/dev/null || exit 0; i=0; '
-    'while kill -0 -$p 2>/dev/null && [ $i -lt "$1" ]; do sleep 0.05; i=$((i+1)); done; '
-    "kill -KILL -$p 2>/dev/null; exit 0"
+KEEPER_USER = f"{KEEPER_ID}:{KEEPER_ID}"
+LIMITS = [
+    Ulimit(name="nofile", soft=NOFILE_SOFT, hard=NOFILE_HARD),
+    Ulimit(name="core", soft=0, hard=0),  # no core files in the workspace
+]
+"""No `nproc`: it counts every process of the uid in the host's user namespace (the host user's own
+processes, other tasks), so it would fail innocent commands; the cgroup's pids limit bounds a
+container's processes instead."""
+CAPPED_LOG = LogConfig(type="json-file", config={"max-size": LOG_MAX, "max-file": "1"})
+_BASE_ENV = {"PATH": IMAGE_PATH, "HOME": HOME, "LANG": "C.UTF-8", "TERM": "dumb"}
+_WRAPPER = (
+    'trap : TERM; kill -KILL -1 2>/dev/null; { echo $$ > "$1"; } 2>/dev/null; cd "$2" || exit 1; '
+    'shift 2; "$@"; rc=$?; kill -KILL -1 2>/dev/null; n=0; while [ $n -lt 400 ]; do left=; '
+    'for p in /proc/[0-9]*; do [ "$p" != /proc/$$ ] && [ -O "$p" ] && left=1 && break; done; '
+    '[ -z "$left" ] && break; n=$((n+1)); done; exit $rc'
 )
+"""Kills what an earlier command left, records its pid (docker makes each exec its own session and
+group leader: pgid = pid), enters the working directory (a plain shell error if it is missing) and
+runs the command as its child. When the command returns, or a TERM from the host ended it,
+`kill -KILL -1` ends every process of the uid it left (backgrounded or escaped with setsid), then
+the wrapper waits (bounded, with builtins only) until they are reaped so their pids are free for
+the next command, and exits with the command's status."""
+_KILLER = (
+    'read p < "$0" 2>/dev/null && kill -TERM -$p 2>/dev/null && { i=0; '
+    'while kill -0 -$p 2>/dev/null && [ $i -lt "$1" ]; do sleep 0.05; i=$((i+1)); done; }; '
+    "kill -KILL -1 2>/dev/null; exit 0"
+)
+"""Run as the command's uid: TERM to the command's group, a short grace, then KILL to all of the uid."""
+_KILLED_BY_CLEANUP = 137
+"""The killer's exit status when the wrapper's own cleanup ended it first (the command is gone then)."""
 _OOM_PROBE = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
 
 _orphans: dict[str, docker.DockerClient] = {}
@@ -178,7 +219,9 @@ class DockerSandbox:
     ) -> None:
         self.spec = spec
         self.image = spec.image or DEFAULT_IMAGE
-        self.user = user or f"{os.getuid()}:{os.getgid()}"
+        self.uid, self.gid = command_ids(user)
+        self.user = f"{self.uid}:{self.gid}"
+        """uid:gid of commands; the container's main process runs as KEEPER_ID."""
         self.ttl_s = ttl_s
         # Signal a command's process group from the host when the engine shares our pid space;
         # False forces the exec-inside path used with remote engines.
@@ -189,6 +232,8 @@ class DockerSandbox:
         self._stopped = False
         self._oom_kills = 0
         self._start_lock = asyncio.Lock()
+        self._exec_lock = asyncio.Lock()
+        self._ulimits = LIMITS
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -246,15 +291,26 @@ class DockerSandbox:
         short = (self.container_id or "not started")[:12]
         return (
             f"docker: {self.image} (container {short}); {network}, {workspace} at {WORKDIR}, "
-            f"{limits.cpus:g} CPUs / {limits.memory_mb} MB / {limits.pids} pids, uid {self.user}, "
-            "no secrets, no docker socket"
+            f"{limits.cpus:g} CPUs / {limits.memory_mb} MB / {limits.pids} pids, uid {self.user} "
+            "(never root), no capabilities, read-only root, no secrets, no docker socket"
         )
 
     def _create(self, client: docker.DockerClient, command: str | list[str], escalated: bool) -> str:
         kwargs = self._container_kwargs(client, escalated)
         try:
             created = self._create_clamping_cpus(client, command, kwargs)
-            client.api.start(created["Id"])
+            try:
+                client.api.start(created["Id"])
+            except APIError as exc:
+                _remove_quietly(client, created["Id"])
+                if "rlimit" not in _explain(exc):
+                    raise
+                # The engine's own open-files limit is below NOFILE_HARD (raising it needs a
+                # capability the container does not have): inherit the engine's limit instead.
+                self._ulimits = [u for u in LIMITS if u.name != "nofile"]
+                kwargs["host_config"]["Ulimits"] = self._ulimits
+                created = self._create_clamping_cpus(client, command, kwargs)
+                client.api.start(created["Id"])
         except ImageNotFound:
             raise self._image_missing() from None
         except DockerException as exc:
@@ -281,6 +337,12 @@ class DockerSandbox:
         return dict(client.api.create_container(command=command, **kwargs))
 
     def _container_kwargs(self, client: docker.DockerClient, escalated: bool) -> dict[str, Any]:
+        """The container's settings; the escalated sibling differs only in network, workspace and user.
+
+        The workspace bind keeps the flags of the host mount it comes from: `nosuid,nodev` when
+        the checkout is its own filesystem (sandbox/disk.py). A read-only bind is remounted by
+        the runtime without them; nothing can be written there from inside then.
+        """
         spec, limits = self.spec, self.spec.limits
         read_only = spec.read_only and not escalated
         binds = {str(spec.workspace): {"bind": WORKDIR, "mode": "ro" if read_only else "rw"}}
@@ -294,24 +356,37 @@ class DockerSandbox:
             mem_limit=memory,
             memswap_limit=memory,
             pids_limit=limits.pids,
-            read_only=read_only,
-            tmpfs={"/tmp": "rw,exec,nosuid,size=1g,mode=1777"} if read_only else None,
+            read_only=True,
+            tmpfs=self._tmpfs(),
+            ulimits=self._ulimits,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            log_config=CAPPED_LOG,
             auto_remove=not escalated,
             init=True,
-            security_opt=["no-new-privileges"],
         )
         labels = {**owner_labels(), LABEL_TASK: spec.task_id}
         if escalated:
             labels["codex-tui.escalated"] = "1"
         return {
             "image": self.image,
-            "user": self.user,
+            # The sibling's main process is the command's wrapper; a task container's is `sleep`,
+            # run by another uid than commands so that their cleanup cannot stop it.
+            "user": self.user if escalated else f"{KEEPER_ID}:{KEEPER_ID}",
             "working_dir": WORKDIR,
             "environment": sandbox_env(_BASE_ENV, spec.env),
             "labels": labels,
             "host_config": host_config,
             "stdin_open": False,
             "tty": False,
+        }
+
+    def _tmpfs(self) -> dict[str, str]:
+        """/tmp for everyone (exec kept: build tools run things from it) and HOME for the command's uid."""
+        flags = "rw,exec,nosuid,nodev"
+        return {
+            "/tmp": f"{flags},size={TMP_SIZE_MB}m,mode=1777",
+            HOME: f"{flags},size={HOME_SIZE_MB}m,mode=700,uid={self.uid},gid={self.gid}",
         }
 
     # --- exec ----------------------------------------------------------------------------------
@@ -326,12 +401,27 @@ class DockerSandbox:
         env: dict[str, str] | None = None,
         escalated: bool = False,
     ) -> ExecResult:
-        """Run argv in the container, streaming output; timeout or cancellation kills it inside."""
+        """Run argv in the container, streaming output; timeout or cancellation kills it inside.
+
+        Commands run one at a time (the wrapper's cleanup ends every process of their uid).
+        """
         started = time.monotonic()
         if not argv:
             return ExecResult(exit_code=127, duration_s=0.0, note="empty command")
         if escalated and (self.spec.read_only or not self.spec.network):
             return await self._exec_escalated(argv, cwd, timeout_s, on_output, env, started)
+        async with self._exec_lock:
+            return await self._exec_one(argv, cwd, timeout_s, on_output, env, started)
+
+    async def _exec_one(
+        self,
+        argv: list[str],
+        cwd: str | None,
+        timeout_s: float,
+        on_output: OutputCallback | None,
+        env: dict[str, str] | None,
+        started: float,
+    ) -> ExecResult:
         if self.container_id is None:
             if self._stopped:
                 raise SandboxError(f"the sandbox for task {self.spec.task_id} was stopped")
@@ -370,21 +460,24 @@ class DockerSandbox:
         return str(created["Id"])
 
     async def _kill_exec(self, exec_id: str, pidfile: str, stream_done: asyncio.Future[None]) -> None:
-        """Kill the command's process group: TERM, then KILL after a short grace.
+        """Kill the command's process group: TERM, then KILL after a short grace; then every
+        process of the command's uid left in the container (escaped with setsid, say).
 
-        When the engine runs on this machine the group is signalled from the host (its pid from
+        When the engine runs on this machine the signals come from the host (the group's pid from
         exec_inspect, checked to be in this container's cgroup): that needs no free pid inside, so
         it also stops a fork bomb that fills the pids limit. Otherwise a small exec does it inside.
         """
         assert self._client is not None
+        container_id = self.container_id or ""
         with contextlib.suppress(DockerException, SandboxError):
             info = await in_thread(self._client.api.exec_inspect, exec_id)
             pid = int(info.get("Pid") or 0) if self.kill_from_host else 0
-            if pid and await asyncio.to_thread(_group_in_container, pid, self.container_id or ""):
+            if pid and await asyncio.to_thread(_group_in_container, pid, container_id):
                 _signal_group(pid, signal.SIGTERM)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(stream_done), KILL_GRACE_S)
                 _signal_group(pid, signal.SIGKILL)
+                await asyncio.to_thread(_kill_uid_in_container, container_id, self.uid)
                 await _wait_group_gone(pid, STREAM_DRAIN_S)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(stream_done), STREAM_DRAIN_S)
@@ -395,14 +488,16 @@ class DockerSandbox:
             await asyncio.wait_for(asyncio.shield(stream_done), STREAM_DRAIN_S)
 
     async def _kill_inside(self, pidfile: str) -> None:
-        """Signal the group with an exec in the container; retried while the pids limit is full."""
+        """Signal from an exec in the container, as the command's uid; retried while pids are full."""
         assert self._client is not None
         steps = str(int(KILL_GRACE_S / 0.05))
+        killer = ["sh", "-c", _KILLER, pidfile, steps]
         for _ in range(KILL_ATTEMPTS):
             try:
-                kill_id = await in_thread(self._exec_create, ["sh", "-c", _KILLER, pidfile, steps], None, "0")
+                kill_id = await in_thread(self._exec_create, killer, None, self.user)
                 await in_thread(self._client.api.exec_start, kill_id)
-                if (await in_thread(self._client.api.exec_inspect, kill_id)).get("ExitCode") == 0:
+                code = (await in_thread(self._client.api.exec_inspect, kill_id)).get("ExitCode")
+                if code in (0, _KILLED_BY_CLEANUP):
                     return
             except (SandboxError, DockerException):
                 return
@@ -477,7 +572,7 @@ class DockerSandbox:
         assert self._client is not None
         output = b""
         with contextlib.suppress(SandboxError, DockerException):
-            probe = await in_thread(self._exec_create, ["sh", "-c", _OOM_PROBE], None, "0")
+            probe = await in_thread(self._exec_create, ["sh", "-c", _OOM_PROBE], None, KEEPER_USER)
             output = await in_thread(self._client.api.exec_start, probe) or b""
         match = re.search(rb"oom_kill (\d+)", output)
         if match is None:
@@ -550,6 +645,20 @@ class DockerSandbox:
                 f"could not start the escalated command's container: {_explain(exc)}"
             ) from None
         return str(created["Id"])
+
+
+def command_ids(user: str | None) -> tuple[int, int]:
+    """(uid, gid) for commands: `sandbox_ids()` by default; never root, never the keeper's uid."""
+    if user is None:
+        return sandbox_ids()
+    uid_text, _, gid_text = user.partition(":")
+    gid_text = gid_text or uid_text
+    if not (uid_text.isdigit() and gid_text.isdigit()):
+        raise SandboxError(f"the sandbox user must be a numeric uid[:gid], not {user!r}")
+    uid, gid = int(uid_text), int(gid_text)
+    if 0 in (uid, gid) or KEEPER_ID in (uid, gid):
+        raise SandboxError(f"the sandbox user may be neither root nor {KEEPER_ID}, not {user!r}")
+    return uid, gid
 
 
 def _container_path(cwd: str | None) -> str:
@@ -625,6 +734,46 @@ def _in_cgroup_of(pid: int, container_id: str) -> bool:
         return container_id in Path(f"/proc/{pid}/cgroup").read_text()
     except OSError:
         return False
+
+
+def _kill_uid_in_container(container_id: str, uid: int, passes: int = 20) -> None:
+    """SIGKILL every process of `uid` in the container, by pidfd (no pid-reuse race), until none is left."""
+    if not container_id:
+        return
+    for _ in range(passes):
+        if not _kill_uid_pass(container_id, uid):
+            return
+
+
+def _kill_uid_pass(container_id: str, uid: int) -> int:
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fd = os.pidfd_open(int(entry.name))
+        except OSError:
+            continue
+        try:
+            if _uid_of(entry) == uid and _in_cgroup_of(int(entry.name), container_id):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                killed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return killed
+
+
+def _uid_of(proc_dir: Path) -> int:
+    """The process's real uid; -1 when it is gone or a zombie (dead already, its parent reaps it)."""
+    try:
+        fields = dict(line.split(":", 1) for line in (proc_dir / "status").read_text().splitlines())
+        if fields.get("State", "").strip().startswith("Z"):
+            return -1
+        return int(fields["Uid"].split()[0])
+    except (OSError, KeyError, IndexError, ValueError):
+        return -1
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -91,6 +91,7 @@ async def create_sandbox(spec: SandboxSpec, request: SandboxRequest | None = Non
             request.setup_script,
             request.on_output,
             client_factory=request.client_factory,
+            limits=spec.limits,
         )
     return DockerSandbox(spec, request.client_factory), choice.note
 

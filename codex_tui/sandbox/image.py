@@ -27,11 +27,13 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
+from docker.types import LogConfig
 
-from codex_tui.sandbox.base import OutputCallback, SandboxError, Stream
+from codex_tui.sandbox.base import OutputCallback, SandboxError, SandboxLimits, Stream
 from codex_tui.sandbox.engine import (
     LABEL_TASK,
     ClientFactory,
@@ -490,8 +492,12 @@ async def ensure_env_image(
     *,
     client_factory: ClientFactory | None = None,
     timeout_s: float = 1800.0,
+    limits: SandboxLimits | None = None,
 ) -> str:
-    """The image a task on `repo` starts from: `base`, or a cached image with the setup script run."""
+    """The image a task on `repo` starts from: `base`, or a cached image with the setup script run.
+
+    The setup container gets the task containers' memory and pids `limits`.
+    """
     script = await asyncio.to_thread(resolve_setup_script, repo, setup_script)
     if script is None:
         return base
@@ -505,7 +511,8 @@ async def ensure_env_image(
         if await in_thread(_image_exists, client, tag):
             return tag
         emit = _Emitter(on_output)
-        await _run_setup(client, base, base_id, repo, script, tag, emit, timeout_s)
+        setup = _Setup(base, base_id, repo, script, tag, limits or SandboxLimits())
+        await _run_setup(client, setup, emit, timeout_s)
     return tag
 
 
@@ -554,23 +561,50 @@ async def _file_lock(tag: str) -> AsyncIterator[None]:
 
 
 _SETUP_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -e -c "$1"; else exec sh -e -c "$1"; fi'
+_SETUP_CAP_DROP = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT"]
+"""Default capabilities the setup never needs; it keeps those package managers use (chown, setuid…)."""
 
 
-async def _run_setup(
-    client: docker.DockerClient,
-    base: str,
-    base_id: str,
-    repo: Path,
-    script: str,
-    tag: str,
-    emit: _Emitter,
-    timeout_s: float,
-) -> None:
+@dataclass(slots=True)
+class _Setup:
+    """One setup run: the base image, the repository and its script, the tag to cache it as."""
+
+    base: str
+    base_id: str
+    repo: Path
+    script: str
+    tag: str
+    limits: SandboxLimits
+
+
+def _setup_host_config(api: docker.APIClient, setup: _Setup) -> dict[str, Any]:
+    """The task containers' memory and pids limits and no-new-privileges, a capped log.
+
+    Unlike a task container the setup runs as root with the network on and a writable root
+    filesystem: it installs packages, and what it writes becomes the cached image. It runs
+    the repository's own script before any task, with the repository mounted read-only.
+    """
+    memory = f"{setup.limits.memory_mb}m"
+    return dict(
+        api.create_host_config(
+            binds={str(setup.repo.resolve()): {"bind": "/workspace", "mode": "ro"}},
+            init=True,
+            network_mode="bridge",
+            mem_limit=memory,
+            memswap_limit=memory,
+            pids_limit=setup.limits.pids,
+            cap_drop=_SETUP_CAP_DROP,
+            security_opt=["no-new-privileges"],
+            log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+        )
+    )
+
+
+async def _run_setup(client: docker.DockerClient, setup: _Setup, emit: _Emitter, timeout_s: float) -> None:
+    base, base_id, repo, script, tag = setup.base, setup.base_id, setup.repo, setup.script, setup.tag
     emit("stdout", f"running the setup script for {repo} in {base} (cached as {tag})\n".encode())
     api = client.api
-    host_config = api.create_host_config(
-        binds={str(repo.resolve()): {"bind": "/workspace", "mode": "ro"}}, init=True, network_mode="bridge"
-    )
+    host_config = _setup_host_config(api, setup)
     created = await in_thread(
         api.create_container,
         base,

@@ -8,11 +8,14 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
+from codex_tui.boundary.identity import needs_chown, sandbox_ids
 from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxError, SandboxSpec, Stream
 
 TIMEOUT_EXIT_CODE = 124
@@ -20,6 +23,9 @@ KILL_GRACE_S = 0.5
 """SIGTERM first, SIGKILL this long after: lets a command clean up, but never for long."""
 DRAIN_AFTER_EXIT_S = 0.25
 """After the command exits, a background child may still hold its stdout; stop reading after this."""
+GROUP_EXIT_LIMIT_S = 2.0
+"""After SIGKILL, how long to wait for every process of the group to be gone (they are, in practice)."""
+GROUP_POLL_S = 0.01
 READ_CHUNK = 65536
 
 _SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY)", re.IGNORECASE)
@@ -55,6 +61,14 @@ def exit_code_of(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def command_identity() -> dict[str, Any]:
+    """Subprocess arguments that run a command as `sandbox_ids()`: never as root, also when we are root."""
+    if not needs_chown():
+        return {}
+    uid, gid = sandbox_ids()
+    return {"user": uid, "group": gid, "extra_groups": []}
+
+
 _bwrap_usable: dict[str, bool] = {}
 
 
@@ -67,10 +81,65 @@ def bwrap_path() -> str | None:
         probe = [path, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-net", "--unshare-pid", "true"]
         try:
             ok = subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+            ok = ok and (not needs_chown() or shutil.which("setpriv") is not None)
         except (OSError, subprocess.SubprocessError):
             ok = False
         _bwrap_usable[path] = ok
     return path if _bwrap_usable[path] else None
+
+
+def as_sandbox_uid(argv: list[str]) -> list[str]:
+    """argv run by setpriv as `sandbox_ids()`, with no groups and no capabilities.
+
+    When codex-tui runs as root, bubblewrap runs as root too (it must reach the checkout, often
+    under root's 0700 home) and the command drops to the sandbox uid inside it.
+    """
+    uid, gid = sandbox_ids()
+    setpriv = shutil.which("setpriv") or "setpriv"
+    drop = ["--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+    return [setpriv, f"--reuid={uid}", f"--regid={gid}", *drop, "--", *argv]
+
+
+def reachable_args(paths: list[str], tmpfs_roots: tuple[str, ...] = ("/tmp",)) -> list[str]:
+    """bwrap arguments that let the sandbox uid reach each path bound at the same place.
+
+    The first ancestor it could not enter (root's home, a 0700 temp folder) is replaced by an
+    empty tmpfs, which also hides the rest of it; the folders leading to the path are recreated
+    there (as in /tmp) with mode 0755.
+    """
+    uid, gid = sandbox_ids()
+    roots = set(tmpfs_roots)
+    made: set[str] = set()
+    args: list[str] = []
+    for path in paths:
+        hidden = False
+        for ancestor in list(reversed(Path(path).parents))[1:]:
+            name = str(ancestor)
+            if hidden and name not in made:
+                args += ["--perms", "0755", "--dir", name]
+                made.add(name)
+            elif not hidden and name not in roots and not _enterable(ancestor, uid, gid):
+                args += ["--perms", "0755", "--tmpfs", name]
+                roots.add(name)
+            hidden = hidden or name in roots
+    return args
+
+
+def _enterable(folder: Path, uid: int, gid: int) -> bool:
+    try:
+        info = folder.stat()
+    except OSError:
+        return True  # bwrap reports a missing path itself
+    if info.st_uid == uid:
+        return bool(info.st_mode & stat.S_IXUSR)
+    if info.st_gid == gid:
+        return bool(info.st_mode & stat.S_IXGRP)
+    return bool(info.st_mode & stat.S_IXOTH)
+
+
+def _who() -> str:
+    """Who commands run as: "you", or the unprivileged uid when codex-tui runs as root."""
+    return f"uid {sandbox_ids()[0]} (not root)" if needs_chown() else "you"
 
 
 class LocalSandbox:
@@ -105,15 +174,15 @@ class LocalSandbox:
         """One line for the user: what this backend does and does not isolate."""
         if self._bwrap is None:
             return (
-                "local: no isolation — commands run as you on this machine with network and write "
-                "access to everything you can write"
+                f"local: no isolation — commands run as {_who()} on this machine with network and "
+                "write access to everything that user can write"
                 + (" (read-only mode is not enforced)" if self.spec.read_only else "")
             )
         network = "network on" if self.spec.network else "network off"
         workspace = "workspace read-only" if self.spec.read_only else "workspace writable"
         return (
             f"local (bubblewrap): read-only root, {workspace}, {network}, private /tmp; "
-            "runs as you, no CPU/memory limits"
+            f"runs as {_who()}, no CPU/memory limits"
         )
 
     async def exec(
@@ -143,6 +212,7 @@ class LocalSandbox:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                **(command_identity() if self._bwrap is None else {}),
             )
         )
         try:
@@ -150,7 +220,7 @@ class LocalSandbox:
             # lose its handle (the command would run on unseen); it is killed below instead.
             proc = await asyncio.shield(spawn)
         except asyncio.CancelledError:
-            await _kill_spawned(spawn)
+            await _run_to_end(_kill_spawned(spawn))
             raise
         except OSError as exc:
             note = f"cannot run {argv[0]}: {exc.strerror or exc}"
@@ -186,18 +256,28 @@ class LocalSandbox:
         self, argv: list[str], cwd: str, env: dict[str, str] | None, escalated: bool
     ) -> tuple[list[str], str | None, dict[str, str]]:
         basics = host_basics()
+        if needs_chown():  # root's HOME is not the sandbox uid's
+            basics["HOME"] = "/tmp"
         if self._bwrap is None:
             return argv, cwd, sandbox_env(basics, self.spec.env, env)
         basics["HOME"] = "/tmp"
-        args = [self._bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        args = [self._bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        args += ["--perms", "1777", "--tmpfs", "/tmp"]
         workspace = str(self.spec.workspace)
+        if needs_chown():
+            args += reachable_args([workspace, *map(str, self.spec.extra_ro_mounts)])
+            argv = as_sandbox_uid(argv)
         writable = escalated or not self.spec.read_only
         args += ["--bind" if writable else "--ro-bind", workspace, workspace]
         for mount in self.spec.extra_ro_mounts:
             args += ["--ro-bind", str(mount), str(mount)]
         if not (self.spec.network or escalated):
             args.append("--unshare-net")
-        args += ["--unshare-pid", "--die-with-parent", "--new-session", "--chdir", cwd, "--", *argv]
+        # No --new-session: its setsid() would take bubblewrap's pid-1 process out of the process
+        # group that a kill signals, and until its set-up ends that process is not bound to its
+        # parent either, so a cancel landing then left it and the command running. The outer bwrap
+        # already leads a session of its own (start_new_session) with no terminal to reach.
+        args += ["--unshare-pid", "--die-with-parent", "--chdir", cwd, "--", *argv]
         return args, None, sandbox_env(basics, self.spec.env, env)
 
     async def _wait(
@@ -218,12 +298,14 @@ class LocalSandbox:
                 await asyncio.wait_for(proc.wait(), timeout=max(timeout_s, 0.0))
             except TimeoutError:
                 timed_out = True
-                await _kill_group(proc)
+                await _run_to_end(_kill_group(proc))
             except asyncio.CancelledError:
-                await asyncio.shield(_kill_group(proc))
+                await _run_to_end(_kill_group(proc))
                 raise
             await asyncio.wait(readers, timeout=DRAIN_AFTER_EXIT_S)
         finally:
+            _close_pipes(proc)  # readers still waiting (a background child holds a pipe) get EOF
+            await asyncio.wait(readers, timeout=DRAIN_AFTER_EXIT_S)
             for reader in readers:
                 reader.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
@@ -242,12 +324,50 @@ async def _pump(reader: asyncio.StreamReader, stream: Stream, on_output: OutputC
 
 
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the command's process group, then SIGKILL it after a short grace."""
+    """SIGTERM the command's process group, SIGKILL it after a short grace; returns once all are gone."""
     _signal_group(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), KILL_GRACE_S)
-    _signal_group(proc.pid, signal.SIGKILL)
+    try:
+        await _group_exit(proc.pid, KILL_GRACE_S)
+    finally:  # also when cancelled: nothing of the command may outlive this
+        _signal_group(proc.pid, signal.SIGKILL)
     await proc.wait()
+    await _group_exit(proc.pid, GROUP_EXIT_LIMIT_S, signal.SIGKILL)
+
+
+async def _group_exit(pgid: int, limit_s: float, resend: signal.Signals | None = None) -> None:
+    """Wait until no process of the group is left (at most `limit_s`), signalling late joiners again."""
+    deadline = time.monotonic() + limit_s
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        await asyncio.sleep(GROUP_POLL_S)
+        if resend is not None:
+            _signal_group(pgid, resend)
+
+
+async def _run_to_end(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` to its end even when the caller is cancelled meanwhile; that cancel is raised after."""
+    job = asyncio.ensure_future(work)
+    cancelled = False
+    while not job.done():
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            if job.cancelled():
+                raise
+            cancelled = True
+    job.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+def _close_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Close the command's pipes now, on a running loop.
+
+    A pipe a background child still holds would otherwise be closed by the garbage collector,
+    perhaps after the event loop has closed, which prints "Event loop is closed" tracebacks.
+    """
+    transport = getattr(proc, "_transport", None)
+    if isinstance(transport, asyncio.SubprocessTransport):
+        transport.close()
 
 
 def _group_alive(pgid: int) -> bool:
@@ -274,3 +394,5 @@ async def _kill_spawned(spawn: asyncio.Future[asyncio.subprocess.Process]) -> No
         return
     _signal_group(proc.pid, signal.SIGKILL)
     await proc.wait()
+    await _group_exit(proc.pid, GROUP_EXIT_LIMIT_S, signal.SIGKILL)
+    _close_pipes(proc)

@@ -48,6 +48,7 @@ from codex_tui.protocol import (
     Op,
     OpResult,
 )
+from codex_tui.sandbox import disk
 from codex_tui.sandbox.factory import choose_backend, startup_sweep
 from codex_tui.sandbox.image import image_status
 from codex_tui.tasks.store import RolloutStore, TaskRecord
@@ -167,6 +168,7 @@ class TaskManager:
                 task.set_status("failed", APP_STOPPED)
         if self.backend == "docker":
             await self._sweep_containers()
+        await self._sweep_disks([Path(r.workspace) for r in records if r.workspace])
         self._started = True
         await self.store.flush()
 
@@ -207,6 +209,13 @@ class TaskManager:
             f"The sandbox image {status.tag} is missing (build it with `codex-tui sandbox build`); "
             "commands run on this machine with the local backend instead."
         )
+
+    async def _sweep_disks(self, checkouts: list[Path]) -> None:
+        """Release disk images of checkouts no task has any more (a crash between prune steps)."""
+        try:
+            await disk.sweep(self.store.data_dir / "disks", keep=checkouts)
+        except Exception as exc:  # a failed sweep must not stop the app
+            log.warning("releasing stale checkout disks failed: %s", exc)
 
     async def _sweep_containers(self) -> int:
         try:

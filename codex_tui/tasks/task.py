@@ -40,6 +40,7 @@ from codex_tui.protocol import (
     ApprovalDecision,
     OpResult,
 )
+from codex_tui.sandbox import disk
 from codex_tui.sandbox.base import ExecResult, OutputCallback, Sandbox, SandboxError, Stream
 from codex_tui.sandbox.factory import SandboxRequest, create_sandbox, spec_from_config
 from codex_tui.tasks.store import Checkpoint, RolloutStore, TaskRecord
@@ -83,6 +84,7 @@ class Task:
         self.record = record
         self.ctx = ctx
         self.workspace: Workspace | None = None
+        self.quota: disk.DiskQuota | None = None
         self.sandbox: _WatchedSandbox | None = None
         self.sandbox_error = ""
         self.sandbox_mode: str = ""
@@ -158,7 +160,7 @@ class Task:
                 Checkpoint(checkpoint_id, len(self.agent.history), self.agent.turns + 1)  # its turn.started
             )
             self.record.unsent = ""
-            result = await self.agent.run_turn(text, [Path(p) for p in images])
+            result = await self._run_agent_turn(text, images)
         except asyncio.CancelledError:
             await self._after_turn_io()
             raise
@@ -185,6 +187,22 @@ class Task:
         else:
             await self._drop_sandbox()
             self.fail(result.error or "the turn failed")
+
+    async def _run_agent_turn(self, text: str, images: list[str]) -> Any:
+        """The agent's turn, with the disk watchdog beside it when the checkout has no own filesystem."""
+        assert self.agent is not None
+        watcher = asyncio.create_task(self._watch_disk()) if self.quota and self.quota.watched else None
+        try:
+            return await self.agent.run_turn(text, [Path(p) for p in images])
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+
+    async def _watch_disk(self) -> None:
+        assert self.quota is not None
+        message = await disk.watch(self.quota)
+        self._sandbox_failed(SandboxError(message))
 
     async def _after_turn_io(self) -> None:
         """Settle the diff and the saved history after a turn, whatever its outcome."""
@@ -232,22 +250,53 @@ class Task:
         if self.record.pruned:
             raise TaskFailure("this task's checkout was pruned; retry the task to run it again")
         source = Path(self.record.repo)
+        checkout = Path(self.record.workspace) if self.record.workspace else self._checkout_path()
         try:
             if self.record.workspace:
-                self.workspace = await Workspace.open(source, Path(self.record.workspace), self.id)
+                self.quota = await disk.reattach(checkout, self._disks, self.ctx.config.sandbox_disk_mb)
+                self.workspace = await Workspace.open(source, checkout, self.id)
             else:
-                self.workspace = await Workspace.create(
-                    source,
-                    self.ctx.store.data_dir / "worktrees" / self.id,
-                    self.id,
-                    include_uncommitted=self.ctx.config.include_uncommitted,
-                    allow_non_git=self.ctx.allow_non_git,
-                    title=self.record.title,
-                )
-        except WorkspaceError as exc:
+                self.quota = await disk.provision(checkout, self._disks, self.ctx.config.sandbox_disk_mb)
+                self.workspace = await self._create_workspace(source, checkout)
+        except (WorkspaceError, SandboxError) as exc:
             raise TaskFailure(str(exc)) from None
         self.record.workspace = str(self.workspace.path)
         self.ctx.store.put(self.record, urgent=True)
+
+    async def _create_workspace(self, source: Path, checkout: Path) -> Workspace:
+        try:
+            return await Workspace.create(
+                source,
+                checkout,
+                self.id,
+                include_uncommitted=self.ctx.config.include_uncommitted,
+                allow_non_git=self.ctx.allow_non_git,
+                title=self.record.title,
+            )
+        except WorkspaceError:
+            with contextlib.suppress(SandboxError, OSError):
+                await disk.release(checkout, self._disks)
+            self.quota = None
+            raise
+
+    def _checkout_path(self) -> Path:
+        return self.ctx.store.data_dir / "worktrees" / self.id
+
+    @property
+    def _disks(self) -> Path:
+        """Where checkouts' disk images live: in the data folder, never inside a checkout."""
+        return self.ctx.store.data_dir / "disks"
+
+    async def _detach_disk(self) -> None:
+        """Unmount the checkout's own filesystem (kept for `reattach`); the workspace reopens after."""
+        quota, self.quota = self.quota, None
+        if quota is None or not quota.mounted:
+            return
+        self.workspace = None
+        try:
+            await disk.detach(quota.checkout, self._disks)
+        except SandboxError as exc:
+            self.note(f"could not unmount the checkout: {exc}", "warning")
 
     async def _build_agent(self) -> None:
         """Create the sandbox (not started; setup image built if needed) and the agent with its history."""
@@ -333,7 +382,7 @@ class Task:
                 "backend": self.sandbox.backend,
                 "image": getattr(self.sandbox.inner, "image", None),
                 "container_id": getattr(self.sandbox.inner, "container_id", None),
-                "message": self.sandbox.describe(),
+                "message": self.sandbox.describe() + (f"; {self.quota.describe()}" if self.quota else ""),
             },
         )
 
@@ -349,8 +398,10 @@ class Task:
                 await sandbox.stop()
 
     async def stop(self) -> None:
-        """Release the sandbox (the checkout and the rollout stay)."""
+        """Release the sandbox (the checkout and the rollout stay; its own filesystem is unmounted)."""
         await self._drop_sandbox()
+        if not self.busy:
+            await self._detach_disk()
 
     # --- approvals ---------------------------------------------------------------------------
 
@@ -429,6 +480,8 @@ class Task:
 
     async def files_changed(self) -> None:
         """Called by the agent after a tool call that may change files: recompute the diff soon."""
+        if self.quota is not None and (message := await disk.over_limit(self.quota)):
+            self._sandbox_failed(SandboxError(message))
         self._diff_dirty = True
         if self._diff_task is None or self._diff_task.done():
             self._diff_task = asyncio.create_task(self._diff_loop(), name=f"diff-{self.id}")
@@ -495,8 +548,10 @@ class Task:
         path = Path(self.record.workspace)
         try:
             workspace = self.workspace or await Workspace.open(Path(self.record.repo), path, self.id)
+            await disk.release(path, self._disks)
+            self.quota = None
             await workspace.remove()
-        except WorkspaceError as exc:
+        except (WorkspaceError, SandboxError) as exc:
             if await asyncio.to_thread(path.exists):
                 self.note(f"could not remove the checkout: {exc}", "warning")
                 return False
