@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from codex_tui.boundary.identity import needs_chown, sandbox_ids
 
 pytest_plugins = ["tests.conftest_docker"]
 
@@ -32,6 +36,24 @@ def isolated_home(
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     yield home
+
+
+def give_to_sandbox(folder: Path) -> Path:
+    """Let sandboxed commands work in `folder` as a task checkout lets them: when the tests run as
+    root, commands run as an unprivileged uid, so the folder becomes theirs and its parents
+    (pytest's private temp folders) become traversable."""
+    if not needs_chown():
+        return folder
+    uid, gid = sandbox_ids()
+    for parent in folder.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    os.lchown(folder, uid, gid)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, gid)
+    return folder
 
 
 def run_git(repo: Path, *args: str) -> str:

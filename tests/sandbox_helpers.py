@@ -13,6 +13,7 @@ from codex_tui.protocol import ApprovalDecision, SandboxMode
 from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxSpec
 from codex_tui.sandbox.local import LocalSandbox
 from codex_tui.tools.base import ToolContext
+from tests.conftest import give_to_sandbox
 
 
 @dataclass
@@ -29,7 +30,9 @@ class RecordingSandbox:
     """The real local sandbox (bubblewrap when available), plus a record of every command it ran."""
 
     def __init__(self, workspace: Path, mode: SandboxMode = "auto") -> None:
-        self.inner = LocalSandbox(SandboxSpec(task_id="test", workspace=workspace, mode=mode))
+        self.inner = LocalSandbox(
+            SandboxSpec(task_id="test", workspace=give_to_sandbox(workspace), mode=mode)
+        )
         self.backend = self.inner.backend
         self.workdir = self.inner.workdir
         self.calls: list[ExecCall] = []

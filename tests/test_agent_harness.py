@@ -19,6 +19,7 @@ from codex_tui.sandbox.base import SandboxSpec
 from codex_tui.sandbox.local import LocalSandbox
 from codex_tui.tools import default_tools
 from codex_tui.tools.base import Tool
+from tests.conftest import give_to_sandbox
 
 
 @dataclass
@@ -119,7 +120,8 @@ async def agent_harness(
     """Start the scripted server, a client for `wire`, a local sandbox on `repo` and an agent."""
     async with ScriptedServer(scenarios) as server:
         client = scripted_client(server.base_url, wire, max_retries=max_retries)
-        sandbox = LocalSandbox(SandboxSpec(task_id="t-agent", workspace=repo, mode="auto"), use_bwrap=False)
+        workspace = SandboxSpec(task_id="t-agent", workspace=give_to_sandbox(repo), mode="auto")
+        sandbox = LocalSandbox(workspace, use_bwrap=False)
         await sandbox.start()
         harness_box: list[Harness] = []
 
