@@ -44,9 +44,14 @@ def remount(path: Path, mode: str) -> None:
 
 @pytest.fixture
 def small_home(tmp_path: Path) -> Iterator[Path]:
-    """A 24 MB tmpfs used as CODEX_TUI_HOME (so as the data folder too)."""
+    """A 24 MB tmpfs used as CODEX_TUI_HOME (so as the data folder too).
+
+    Checkouts get no filesystem of their own here (`sandbox.disk_mb = 0`), so a task's writes land
+    in the data folder itself: the case this file is about.
+    """
     home = tmp_path / "home"
     mount_tmpfs(home, "24m")
+    (home / "config.toml").write_text("[sandbox]\ndisk_mb = 0\n")
     yield home
     subprocess.run(["mount", "-o", "remount,rw", str(home)], capture_output=True)
     subprocess.run(["umount", "-l", str(home)], capture_output=True)
@@ -107,7 +112,7 @@ async def test_next_start_records_a_task_its_dead_process_could_not_save_as_fail
     data = small_home / "data"
     assert index_statuses(data)[task_id] in ("running", "failed"), "the last status the full disk took"
     (data / "worktrees" / task_id / "fill").unlink()
-    cfg = scripted_config(small_home, server.base_url)
+    cfg = scripted_config(small_home, server.base_url, sandbox_disk_mb=0)
     manager = TaskManager(cfg, repo=git_repo)
     await manager.start()
     assert [t["status"] for t in manager.tasks()] == ["failed"]
@@ -126,7 +131,7 @@ async def test_task_fails_when_the_data_folder_turns_read_only_mid_command(
     git_repo: Path, small_home: Path
 ) -> None:
     async with ScriptedServer([SLOW]) as srv:
-        cfg = scripted_config(small_home, srv.base_url, model="scripted:slow")
+        cfg = scripted_config(small_home, srv.base_url, model="scripted:slow", sandbox_disk_mb=0)
         async with started_manager(cfg, git_repo) as (manager, log):
             [task_id] = await submit(manager, "sleep a while")
             await log.until(lambda e: e.type == p.ITEM_STARTED and e.data["item"]["type"] == p.ITEM_COMMAND)

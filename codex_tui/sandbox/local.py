@@ -48,12 +48,35 @@ def sandbox_env(base: Mapping[str, str], *extra: Mapping[str, str] | None) -> di
 
 def host_basics() -> dict[str, str]:
     """The only host variables a local command inherits: PATH, HOME, LANG (TERM is always dumb)."""
+    path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     return {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "PATH": reachable_path(path) if needs_chown() else path,
         "HOME": os.environ.get("HOME", "/tmp"),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "TERM": "dumb",
     }
+
+
+def reachable_path(path: str) -> str:
+    """PATH without the folders an unprivileged uid cannot enter (e.g. tools installed under /root):
+    commands of a root host run as such a uid, and a shim they cannot run hides the system's tool."""
+    kept = [folder for folder in path.split(os.pathsep) if folder and _world_reachable(folder)]
+    return os.pathsep.join(kept) or "/usr/local/bin:/usr/bin:/bin"
+
+
+def _world_reachable(folder: str) -> bool:
+    current = os.path.abspath(folder)
+    while True:
+        try:
+            st = os.stat(current)
+        except OSError:
+            return False
+        if not st.st_mode & stat.S_IXOTH:
+            return False
+        parent = os.path.dirname(current)
+        if parent == current:
+            return True
+        current = parent
 
 
 def exit_code_of(returncode: int) -> int:
