@@ -116,15 +116,19 @@ async def sweep(root: Path, keep: Collection[Path] | None = None) -> list[Path]:
 
 
 async def over_limit(quota: DiskQuota) -> str:
-    """Why a watched checkout must stop (past its limit, host disk nearly full); "" while it is fine."""
-    if not quota.watched:
+    """Why a checkout must stop (past its limit, host disk nearly full); "" while it is fine.
+
+    A checkout with its own filesystem is only checked for the host's free space: its image is
+    sparse, so a limit larger than the free space could still fill the host disk.
+    """
+    if not (quota.watched or quota.mounted):
         return ""
     return await asyncio.to_thread(_check_watched, quota)
 
 
 async def watch(quota: DiskQuota, interval_s: float = MEASURE_INTERVAL_S) -> str:
-    """Return `over_limit`'s message once the limit is passed; never returns for other quotas."""
-    if not quota.watched:
+    """Return `over_limit`'s message once the limit is passed; never returns for unlimited quotas."""
+    if not (quota.watched or quota.mounted):
         await asyncio.Event().wait()
     while not (message := await over_limit(quota)):
         await asyncio.sleep(interval_s)
@@ -317,16 +321,25 @@ def _unescape(text: str) -> str:
 # --- the watchdog ------------------------------------------------------------------------------
 
 
-def _check_watched(quota: DiskQuota) -> str:
+def _host_reserve_problem(folder: Path) -> str:
+    """The host disk holding `folder` is nearly full ("" while it is not)."""
     try:
-        free = shutil.disk_usage(quota.checkout).free
+        free = shutil.disk_usage(folder).free
     except OSError:
-        free = HOST_RESERVE_MB * 1024 * 1024
-    if free < HOST_RESERVE_MB * 1024 * 1024:
-        return (
-            f"the host disk holding {quota.checkout} has {free // (1024 * 1024)} MB left "
-            f"(less than {HOST_RESERVE_MB} MB): the task was stopped before the disk fills"
-        )
+        return ""
+    if free >= HOST_RESERVE_MB * 1024 * 1024:
+        return ""
+    return (
+        f"the host disk holding {folder} has {free // (1024 * 1024)} MB left "
+        f"(less than {HOST_RESERVE_MB} MB): the task was stopped before the disk fills"
+    )
+
+
+def _check_watched(quota: DiskQuota) -> str:
+    if quota.image is not None:  # sparse: the limit holds inside, but the host may have less room
+        return _host_reserve_problem(quota.image.parent)
+    if problem := _host_reserve_problem(quota.checkout):
+        return problem
     now = time.monotonic()
     if now - quota._measured_at >= max(quota.measure_every_s, 10 * quota._measure_cost_s):
         quota._used_bytes = usage_bytes(quota.checkout)

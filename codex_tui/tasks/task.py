@@ -189,9 +189,10 @@ class Task:
             self.fail(result.error or "the turn failed")
 
     async def _run_agent_turn(self, text: str, images: list[str]) -> Any:
-        """The agent's turn, with the disk watchdog beside it when the checkout has no own filesystem."""
+        """The agent's turn, with the disk watchdog beside it (limit and host free space)."""
         assert self.agent is not None
-        watcher = asyncio.create_task(self._watch_disk()) if self.quota and self.quota.watched else None
+        limited = self.quota is not None and (self.quota.watched or self.quota.mounted)
+        watcher = asyncio.create_task(self._watch_disk()) if limited else None
         try:
             return await self.agent.run_turn(text, [Path(p) for p in images])
         finally:
