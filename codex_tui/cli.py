@@ -21,6 +21,7 @@ from codex_tui.config import APPROVAL_POLICIES, BACKENDS, Config, ConfigError, l
 from codex_tui.protocol import SANDBOX_MODES
 
 if TYPE_CHECKING:
+    from codex_tui.exec import StopSignals
     from codex_tui.tasks.store import TaskRecord
 
 EXIT_CONFIG = 2
@@ -210,6 +211,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+def run_until_stopped(coro: Coroutine[Any, Any, int]) -> int:
+    """Run a front end's coroutine; when SIGTERM or SIGHUP stopped it (`Terminated`), exit 128 + N."""
+    from codex_tui.exec import Terminated
+
+    try:
+        return run(coro)
+    except Terminated as exc:
+        return exc.exit_code
+
+
 # --- TUI ---------------------------------------------------------------------------------------
 
 
@@ -253,7 +264,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     )
     if not args.demo:
         repo = resolve_repo(args)
-        return run(run_exec(cfg, repo, options))
+        return run_until_stopped(run_exec(cfg, repo, options))
     from codex_tui.demo import DemoError, prepare_demo
 
     try:
@@ -266,7 +277,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
             options.prompt, options.title = first.prompt, first.title
         options.models = None if args.model else first.models
         options.model = args.model or first.models[0]
-        return run(run_exec(demo.config, demo.repo, options))
+        return run_until_stopped(run_exec(demo.config, demo.repo, options))
     finally:
         demo.close()
 
@@ -440,8 +451,17 @@ def _command_outcome(item: dict[str, Any]) -> str:
     return f"exit {item.get('exit_code')}"
 
 
-def _manager_call(cfg: Config, args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
-    """Start a TaskManager on the data dir, run `work(manager)`, close it."""
+def _manager_call(
+    cfg: Config,
+    args: argparse.Namespace,
+    work: Callable[[Any], Awaitable[int]],
+    stop: StopSignals | None = None,
+) -> int:
+    """Start a TaskManager on the data dir, run `work(manager)`, close it.
+
+    With `stop`, SIGTERM or SIGHUP interrupt `work`; the manager still closes (sandboxes removed,
+    tasks left resumable) and the exit code is 128 + N.
+    """
     from codex_tui.tasks.manager import TaskManager
 
     async def go() -> int:
@@ -458,7 +478,11 @@ def _manager_call(cfg: Config, args: argparse.Namespace, work: Callable[[Any], A
         finally:
             await manager.close()
 
-    return run(go())
+    if stop is None:
+        return run(go())
+    from codex_tui.exec import run_stoppable
+
+    return run_until_stopped(run_stoppable(go(), stop))
 
 
 def tasks_resume(cfg: Config, args: argparse.Namespace) -> int:
@@ -467,9 +491,10 @@ def tasks_resume(cfg: Config, args: argparse.Namespace) -> int:
     Approval requests are asked on the terminal (y / a / n), or denied when stdin is not one.
     """
     from codex_tui import protocol as p
-    from codex_tui.exec import Approver, FinalMessages, HumanPrinter, JsonPrinter
+    from codex_tui.exec import Approver, FinalMessages, HumanPrinter, JsonPrinter, StopSignals
 
     record = _find_record(cfg, args.id)
+    stop = StopSignals()
 
     async def work(manager: Any) -> int:
         finals = FinalMessages()
@@ -480,12 +505,16 @@ def tasks_resume(cfg: Config, args: argparse.Namespace) -> int:
         result = await manager.submit(p.Op(p.OP_USER_MESSAGE, record.id, {"text": args.prompt or ""}))
         if not result.ok:
             raise CliError(result.message)
-        status = await manager.wait_for(record.id)
+        try:
+            status = await manager.wait_for(record.id)
+        except asyncio.CancelledError:  # Ctrl+C, SIGTERM: the task stays resumable
+            _error(f"stopped{stop.why()}; continue with `codex-tui tasks resume {record.id}`")
+            raise
         if not args.json and finals.by_task.get(record.id):
             _say(finals.by_task[record.id])
         return 0 if status == "ready" else 1
 
-    return _manager_call(cfg, args, work)
+    return _manager_call(cfg, args, work, stop)
 
 
 def tasks_apply(cfg: Config, args: argparse.Namespace) -> int:

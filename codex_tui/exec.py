@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import json
 import re
+import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from codex_tui import protocol as p
 from codex_tui.boundary.terminal import strip_controls
@@ -369,6 +370,85 @@ async def read_line(stream: TextIO) -> str:
     return await answer
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop codex-tui as Ctrl+C does: turns stop, sandboxes go, tasks stay resumable."""
+T = TypeVar("T")
+
+
+class Terminated(Exception):
+    """SIGTERM or SIGHUP stopped the work (after its cleanup); exit with `exit_code`."""
+
+    def __init__(self, sig: signal.Signals) -> None:
+        super().__init__(f"stopped by {sig.name}")
+        self.signal = sig
+
+    @property
+    def exit_code(self) -> int:
+        """Shell convention: 128 + the signal number (143 for SIGTERM, 129 for SIGHUP)."""
+        return 128 + int(self.signal)
+
+
+def on_stop_signals(callback: Callable[[signal.Signals], None]) -> Callable[[], None]:
+    """Call `callback(signal)` on the running loop at SIGTERM or SIGHUP; returns what undoes it.
+
+    Outside the main thread signals cannot be caught: nothing is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, callback, sig)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            if handler is not None:
+                signal.signal(sig, handler)
+
+    return restore
+
+
+class StopSignals:
+    """While entered (in a task), SIGTERM or SIGHUP cancels that task once, as Ctrl+C does.
+
+    The cancel runs the task's cleanup; on leaving, it becomes `Terminated`.
+    """
+
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self._restore: Callable[[], None] = lambda: None
+
+    def why(self) -> str:
+        """What stopped the work, for a message: " by SIGTERM" after a stop signal, else ""."""
+        return f" by {self.received.name}" if self.received is not None else ""
+
+    def __enter__(self) -> StopSignals:
+        task = asyncio.current_task()
+
+        def stop(sig: signal.Signals) -> None:
+            if self.received is None and task is not None:
+                self.received = sig
+                task.cancel()
+
+        self._restore = on_stop_signals(stop)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self._restore()
+        received, task = self.received, asyncio.current_task()
+        if kind is not asyncio.CancelledError or received is None or task is None:
+            return
+        if task.uncancel() == 0:  # no other cancel is pending: this one was ours
+            raise Terminated(received) from None
+
+
+async def run_stoppable(work: Coroutine[Any, Any, T], stop: StopSignals | None = None) -> T:
+    """Await `work`; SIGTERM or SIGHUP cancel it and, after its cleanup, raise Terminated."""
+    with stop or StopSignals():
+        return await work
+
+
 async def run_exec(
     config: Config,
     repo: Path,
@@ -378,7 +458,24 @@ async def run_exec(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Run the task (one per attempt) to the end; returns the process exit code."""
+    """Run the task (one per attempt) to the end; returns the process exit code.
+
+    SIGTERM or SIGHUP stop it as Ctrl+C does (sandboxes removed, tasks left resumable, the
+    rollout flushed), then raise Terminated.
+    """
+    stop = StopSignals()
+    return await run_stoppable(_run_exec(config, repo, options, stop, store, out, err), stop)
+
+
+async def _run_exec(
+    config: Config,
+    repo: Path,
+    options: ExecOptions,
+    stop: StopSignals,
+    store: RolloutStore | None,
+    out: TextIO | None,
+    err: TextIO | None,
+) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     manager = TaskManager(
@@ -403,9 +500,10 @@ async def run_exec(
         try:
             for tid in task_ids:
                 await manager.wait_for(tid)
-        except asyncio.CancelledError:  # Ctrl+C: the tasks stay stored and can be resumed
+        except asyncio.CancelledError:  # Ctrl+C, SIGTERM: the tasks stay stored and can be resumed
             for tid in task_ids:
-                err.write(f"codex-tui exec: stopped; continue with `codex-tui tasks resume {tid}`\n")
+                resume = f"continue with `codex-tui tasks resume {tid}`"
+                err.write(f"codex-tui exec: stopped{stop.why()}; {resume}\n")
             raise
     finally:
         await manager.close()

@@ -360,10 +360,38 @@ async def _kill_group(proc: asyncio.subprocess.Process) -> None:
 async def _group_exit(pgid: int, limit_s: float, resend: signal.Signals | None = None) -> None:
     """Wait until no process of the group is left (at most `limit_s`), signalling late joiners again."""
     deadline = time.monotonic() + limit_s
-    while _group_alive(pgid) and time.monotonic() < deadline:
+    while _group_running(pgid) and time.monotonic() < deadline:
         await asyncio.sleep(GROUP_POLL_S)
         if resend is not None:
             _signal_group(pgid, resend)
+
+
+def _group_running(pgid: int) -> bool:
+    """Does a process of the group still run? Zombies do not count.
+
+    bubblewrap's pid-1 process, orphaned when the outer bwrap dies first, stays a zombie in the
+    group until init reaps it, which can take a second.
+    """
+    if not _group_alive(pgid):
+        return False
+    if not os.path.isdir("/proc"):
+        return True
+    group = str(pgid)
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            fields = _stat_fields(entry.name) if entry.name.isdigit() else []  # state, ppid, pgrp…
+            if len(fields) > 2 and fields[2] == group and fields[0] != "Z":
+                return True
+    return False
+
+
+def _stat_fields(pid: str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name ([] when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat_file:
+            return stat_file.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return []
 
 
 async def _run_to_end(work: Coroutine[Any, Any, None]) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -109,6 +111,9 @@ class CodexApp(App[int]):
         self._answered: set[tuple[str, str]] = set()
         self._flushing = False
         self._render_lock = asyncio.Lock()
+        self.stopped_by: signal.Signals | None = None
+        """The SIGTERM or SIGHUP that closed the app, if one did."""
+        self._restore_signals: Callable[[], None] = lambda: None
         self._load_themes()
         self.set_keymap(dict(config.keymap))
 
@@ -159,6 +164,18 @@ class CodexApp(App[int]):
         # Startup objects (CSS, widgets, themes) leave the collector's view and young collections
         # are rarer: collections stay short while tasks stream, which keeps key latency low.
         self.set_timer(1.0, tune_gc_for_streaming)
+        self._watch_stop_signals()
+
+    def _watch_stop_signals(self) -> None:
+        from codex_tui.exec import on_stop_signals
+
+        self._restore_signals = on_stop_signals(self._stop_by_signal)
+
+    def _stop_by_signal(self, sig: signal.Signals) -> None:
+        """SIGTERM or SIGHUP: quit as /quit does (sandboxes removed, tasks resumable), exit 128 + N."""
+        if self.stopped_by is None:
+            self.stopped_by = sig
+            self.exit(128 + int(sig), return_code=128 + int(sig))
 
     @work(group="source", exit_on_error=False)
     async def _start_source(self) -> None:
@@ -180,6 +197,7 @@ class CodexApp(App[int]):
         if self.source_ready.is_set():
             with contextlib.suppress(Exception):
                 await self.source.close()
+        self._restore_signals()
 
     @work(thread=True, group="mentions", exit_on_error=False)
     def _load_mention_files(self) -> None:
@@ -907,4 +925,9 @@ def run_app(
     finally:
         if prepared is not None:
             prepared.close()
+    if app.stopped_by is not None:
+        sys.stderr.write(
+            f"codex-tui: stopped by {app.stopped_by.name}; its tasks were stopped and can be resumed "
+            "(codex-tui tasks list)\n"
+        )
     return int(result or 0)
