@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_tui.agent.loop import Agent, AgentSettings
+from codex_tui.agent.loop import Agent, AgentSettings, TurnResult
 from codex_tui.config import Config, ConfigError
 from codex_tui.models.base import ModelClient
 from codex_tui.process import process_start_ticks
@@ -188,7 +188,7 @@ class Task:
             await self._drop_sandbox()
             self.fail(result.error or "the turn failed")
 
-    async def _run_agent_turn(self, text: str, images: list[str]) -> Any:
+    async def _run_agent_turn(self, text: str, images: list[str]) -> TurnResult:
         """The agent's turn, with the disk watchdog beside it (limit and host free space)."""
         assert self.agent is not None
         limited = self.quota is not None and (self.quota.watched or self.quota.mounted)

@@ -104,23 +104,16 @@ def plan_apply(host: HostGit, base: str, tree: str, target: Path, *, target_is_g
     """Decide, path by path, what applying the task's changes to `target` would do.
 
     Paths come from the task (untrusted): anything that would land outside `target` or under a
-    `.git` folder, and links that point out of `target`, are refused before anything is read.
+    `.git` folder, and links that point out of `target`, are refused before the user's tree is read.
     """
-    all_changes = tree_changes(host, base, tree)
-    refused = {c.path: reason for c in all_changes if (reason := refusal(c))}
-    changes = [c for c in all_changes if c.path not in refused]
-    if not all_changes:
+    changes = tree_changes(host, base, tree)
+    if not changes:
         return []
     shas = [s.sha for c in changes for s in (c.base, c.task) if s.kind in ("file", "symlink")]
     blobs = host.blobs(shas)
-    links = {c.path: blobs.get(c.task.sha, b"") for c in changes if c.task.kind == "symlink"}
-    for path, target_text in links.items():
-        if link_escapes(path, os.fsdecode(target_text)):
-            refused[path] = (
-                f"refused: a symbolic link pointing out of the repository ({os.fsdecode(target_text)})"
-            )
-    changes = [c for c in changes if c.path not in refused]
+    refused = {c.path: reason for c in changes if (reason := refusal(c, blobs))}
     plans = [FilePlan(path, "conflict", reason) for path, reason in refused.items()]
+    changes = [c for c in changes if c.path not in refused]
     if not changes:
         return plans
     hash_len = len(changes[0].base.sha or changes[0].task.sha)
@@ -129,14 +122,19 @@ def plan_apply(host: HostGit, base: str, tree: str, target: Path, *, target_is_g
     return plans + [_plan_one(c, users[c.path], blobs, target, deleted) for c in changes]
 
 
-def refusal(change: TreeChange) -> str:
-    """Why a changed path may never be applied ("" when it may): outside the tree, or under .git."""
+def refusal(change: TreeChange, blobs: dict[str, bytes]) -> str:
+    """Why a changed path may never be applied ("" when it may): outside the tree, under .git, or a
+    link pointing out of the repository."""
     try:
         parts = split_relative(change.path)
     except UnsafePath as exc:
         return f"refused: {exc}"
     if "/".join(parts) != change.path:
         return "refused: not a plain relative path"
+    if change.task.kind == "symlink":
+        link = os.fsdecode(blobs.get(change.task.sha, b""))
+        if link_escapes(change.path, link):
+            return f"refused: a symbolic link pointing out of the repository ({link})"
     return ""
 
 

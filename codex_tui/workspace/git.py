@@ -318,8 +318,7 @@ def _create_sync(
             clone_checkout(top, dest, {**IDENTITY, "gc.auto": "0"})
             if include_uncommitted:
                 copy_uncommitted(top, dest)
-            host = _host_git_for(top, state)
-            share_ignore_rules(dest, host)
+            host = _host_git_for(top, state, dest)
             tracked = _index_entries(dest)
             head = rev_or_empty(dest, "HEAD^{commit}")
         meta = {
@@ -354,8 +353,12 @@ def hand_over(checkout: Path) -> None:
             os.lchown(os.path.join(folder, name), uid, gid)
 
 
-def _host_git_for(top: Path, state: Path) -> HostGit:
-    """The task's host git directory, borrowing the user's objects, with their ignore rules copied."""
+def _host_git_for(top: Path, state: Path, checkout: Path) -> HostGit:
+    """The task's host git directory, borrowing the user's objects, with their ignore rules copied.
+
+    The checkout's own git gets the same rules (`info/exclude` plus the global excludes file), so
+    `git status` inside the sandbox hides what the user's hides (its HOME has no git config of theirs).
+    """
     code, out, _err = run_git_code(top, "rev-parse", "--show-object-format")
     object_format = out.decode().strip() if code == 0 and out.strip() else "sha1"
     objects = Path(git_text(top, "rev-parse", "--path-format=absolute", "--git-path", "objects"))
@@ -367,25 +370,13 @@ def _host_git_for(top: Path, state: Path) -> HostGit:
     )
     if exclude.is_file():
         shutil.copyfile(exclude, host.gitdir / "info" / "exclude")
-    return host
-
-
-def share_ignore_rules(checkout: Path, host: HostGit) -> None:
-    """Give the checkout's own git the user's `info/exclude` and global excludes, so `git status`
-    inside the sandbox hides what the user's hides (its HOME has no git config of theirs)."""
-    parts = []
-    for path in (host.gitdir / "info" / "exclude", _configured_excludes(host)):
-        if path is not None and path.is_file():
-            parts.append(path.read_bytes())
-    if parts:
+    sources = [exclude, Path(excludes_file)] if excludes_file else [exclude]
+    rules = [path.read_bytes() for path in sources if path.is_file()]
+    if rules:
         info = checkout / ".git" / "info"
         info.mkdir(parents=True, exist_ok=True)
-        (info / "exclude").write_bytes(b"\n".join(parts) + b"\n")
-
-
-def _configured_excludes(host: HostGit) -> Path | None:
-    code, out, _err = host.run_code("config", "--path", "--get", "core.excludesFile")
-    return Path(out.decode("utf-8", "surrogateescape").strip()) if code == 0 and out.strip() else None
+        (info / "exclude").write_bytes(b"\n".join(rules) + b"\n")
+    return host
 
 
 def _default_excludes() -> str:
@@ -408,22 +399,13 @@ def _record_base(host: HostGit, checkout: Path, task_id: str, tracked: Tree, hea
     """Snapshot the new checkout as the starting point (`refs/codex/base`); returns its entries."""
     known: set[str] = set()
     if head:
-        known = {sha for _mode, sha in _head_tree(checkout, head).values()}
+        known = {sha for _mode, sha in host.ls_tree(head).values()}
     snapshotter = Snapshotter(host, checkout, tracked, known)
     snapshot = snapshotter.take()
     message = f"codex-tui: starting snapshot of task {task_id}"
     commit = host.commit(snapshot.tree, [head] if head else [], message)
     host.update_ref(BASE_REF, commit)
     return snapshot.entries
-
-
-def _head_tree(checkout: Path, head: str) -> Tree:
-    entries: Tree = {}
-    for item in split_z(run_git(checkout, "ls-tree", "-r", "-z", head)):
-        meta, path = item.split("\t", 1)
-        mode, _kind, sha = meta.split()
-        entries[path] = (mode, sha)
-    return entries
 
 
 def _write_meta(state: Path, meta: dict[str, Any]) -> None:
