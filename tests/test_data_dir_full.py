@@ -76,13 +76,19 @@ FILLS_DISK = scenario(
 )
 
 
-def test_exec_fails_clearly_when_the_task_fills_the_data_folder(git_repo: Path, small_home: Path) -> None:
+def exec_filling_the_disk(git_repo: Path, home: Path) -> tuple[subprocess.CompletedProcess[str], str]:
+    """`codex-tui exec --json` of a task whose command fills the data folder; (result, model URL)."""
     server = ScriptedServer([FILLS_DISK]).start_in_thread()
     try:
         flags = provider_flags(server.base_url, "scripted:fills-disk")
-        result = run_cli("exec", "write a big file", "-C", str(git_repo), "--json", *flags, home=small_home)
+        result = run_cli("exec", "write a big file", "-C", str(git_repo), "--json", *flags, home=home)
     finally:
         server.stop()
+    return result, server.base_url
+
+
+def test_exec_fails_clearly_when_the_task_fills_the_data_folder(git_repo: Path, small_home: Path) -> None:
+    result, _base_url = exec_filling_the_disk(git_repo, small_home)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -102,17 +108,12 @@ def test_exec_fails_clearly_when_the_task_fills_the_data_folder(git_repo: Path, 
 async def test_next_start_records_a_task_its_dead_process_could_not_save_as_failed(
     git_repo: Path, small_home: Path
 ) -> None:
-    server = ScriptedServer([FILLS_DISK]).start_in_thread()
-    try:
-        flags = provider_flags(server.base_url, "scripted:fills-disk")
-        result = run_cli("exec", "write a big file", "-C", str(git_repo), "--json", *flags, home=small_home)
-    finally:
-        server.stop()
+    result, base_url = exec_filling_the_disk(git_repo, small_home)
     task_id = json.loads(result.stdout.splitlines()[0])["thread_id"]
     data = small_home / "data"
     assert index_statuses(data)[task_id] in ("running", "failed"), "the last status the full disk took"
     (data / "worktrees" / task_id / "fill").unlink()
-    cfg = scripted_config(small_home, server.base_url, sandbox_disk_mb=0)
+    cfg = scripted_config(small_home, base_url, sandbox_disk_mb=0)
     manager = TaskManager(cfg, repo=git_repo)
     await manager.start()
     assert [t["status"] for t in manager.tasks()] == ["failed"]

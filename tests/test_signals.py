@@ -271,14 +271,20 @@ def running_command_task(home: Path) -> str:
     return ""
 
 
+def wait_for_running_container(home: Path, engine: docker.DockerClient) -> str:
+    """The id of the TUI's task once its command runs in its container."""
+    wait_for(lambda: bool(running_command_task(home)), "the task's command to start")
+    task_id = running_command_task(home)
+    wait_for(lambda: bool(task_containers(engine, task_id)), "the task's container")
+    return task_id
+
+
 @pytest.mark.docker
 @pytest.mark.e2e
 def test_sigterm_closes_the_tui_and_removes_its_task_containers(
     tui_app: TmuxApp, isolated_home: Path, docker_engine: docker.DockerClient
 ) -> None:
-    wait_for(lambda: bool(running_command_task(isolated_home)), "the task's command to start")
-    task_id = running_command_task(isolated_home)
-    wait_for(lambda: bool(task_containers(docker_engine, task_id)), "the task's container")
+    task_id = wait_for_running_container(isolated_home, docker_engine)
     started = time.monotonic()
     os.kill(tui_app.pid, signal.SIGTERM)
     wait_for(lambda: tui_app.exit_code() != "", "the app to exit")
@@ -296,9 +302,7 @@ def test_sigterm_closes_the_tui_and_removes_its_task_containers(
 def test_closing_the_terminal_stops_the_tui_and_removes_its_task_containers(
     tui_app: TmuxApp, isolated_home: Path, docker_engine: docker.DockerClient
 ) -> None:
-    wait_for(lambda: bool(running_command_task(isolated_home)), "the task's command to start")
-    task_id = running_command_task(isolated_home)
-    wait_for(lambda: bool(task_containers(docker_engine, task_id)), "the task's container")
+    task_id = wait_for_running_container(isolated_home, docker_engine)
     process = psutil.Process(tui_app.pid)
     tui_app.kill()  # tmux hangs up on the pane: the app gets SIGHUP
     deadline = time.monotonic() + STOP_WITHIN_S
