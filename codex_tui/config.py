@@ -53,6 +53,8 @@ class Config:
     """Resolved settings for one run of the app."""
 
     model: str = "gpt-5-codex"
+    review_model: str = ""
+    """The model review tasks use ("" = `model`), as Codex's `review_model`."""
     model_provider: str = "openai"
     model_providers: dict[str, ModelProvider] = field(default_factory=dict)
     model_reasoning_effort: str = "medium"
@@ -113,6 +115,7 @@ def default_home() -> Path:
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "model": str,
+    "review_model": str,
     "model_provider": str,
     "model_reasoning_effort": str,
     "model_context_window": int,

@@ -19,7 +19,8 @@ from typing import Any, Final, Literal
 # --- event types -------------------------------------------------------------------------------
 
 TASK_CREATED: Final = "task.created"
-"""data: title, prompt, images[], attempt (1-based), attempts, group_id, mode, model, repo, effort"""
+"""data: title, prompt, images[], attempt (1-based), attempts, group_id, mode, model, repo, effort,
+kind (code|ask|review), review_target? ({type, label, task_id?} for a review task)"""
 TASK_STATUS: Final = "task.status"
 """data: status (one of TaskStatus), message? (why it failed / was cancelled)"""
 THREAD_STARTED: Final = "thread.started"
@@ -78,6 +79,13 @@ ITEM_ERROR: Final = "error"
 """{id, type, message}"""
 ITEM_IMAGE: Final = "image_view"
 """{id, type, path} — view_image attached an image from the workspace"""
+ITEM_REVIEW: Final = "review"
+"""{id, type, status: completed|failed, target {type, label, task_id?}, findings [{title, body,
+confidence_score (0-1), priority (0-3 = P0-P3), code_location {absolute_file_path, path (repository-
+relative, "" when outside the checkout), line_range {start, end}}}] (sorted by priority),
+overall_correctness: "patch is correct"|"patch is incorrect", overall_explanation,
+overall_confidence_score, error? and raw_text? (status failed: the answer was not valid review JSON
+after one repair request)} — follows the reviewer's final agent_message"""
 
 TaskStatus = Literal[
     "queued",
@@ -93,6 +101,12 @@ TERMINAL_STATUSES: Final = frozenset({"ready", "applied", "failed", "cancelled"}
 
 SandboxMode = Literal["read-only", "auto", "full-access"]
 SANDBOX_MODES: Final = ("read-only", "auto", "full-access")
+
+TaskKind = Literal["code", "ask", "review"]
+TASK_KINDS: Final = ("code", "ask", "review")
+"""code: may change files; ask: answers questions (read-only sandbox); review: reviews a change
+(read-only sandbox on a checkout of the target, final answer is review JSON)"""
+REVIEW_TARGETS: Final = ("uncommitted", "base", "commit", "task")
 
 ApprovalDecision = Literal["approve", "approve_task", "deny"]
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
@@ -129,7 +143,10 @@ class Event:
 
 OP_SUBMIT: Final = "task.submit"
 """data: prompt, images[] (host paths), attempts (1-4), mode?, model?, effort?, repo?, title?,
-models? (one model per attempt, e.g. the demo's scripted attempts; cycled when shorter)"""
+models? (one model per attempt, e.g. the demo's scripted attempts; cycled when shorter),
+kind? (code|ask|review; default code), review? {target: uncommitted|base|commit|task, base? (branch),
+commit? (sha or ref), task_id?} (kind review; the prompt holds optional custom instructions).
+A review of several tasks at once: review.task_ids [..] makes one review task per reviewed task."""
 OP_USER_MESSAGE: Final = "task.user_message"
 """data: text, images[] — steers a running task, or starts a follow-up turn on a finished one"""
 OP_INTERRUPT: Final = "task.interrupt"
@@ -147,6 +164,15 @@ OP_SET_MODE: Final = "task.set_mode"
 """data: mode"""
 OP_GET_DIFF: Final = "task.get_diff"
 """data: {} — OpResult.data = {patch: unified diff text against the task's start, files: [...]}"""
+OP_SET_KIND: Final = "task.set_kind"
+"""data: kind (code|ask) — e.g. Ask → Code ("now do it"): the conversation is kept, the sandbox and
+system prompt follow the new kind from the next turn"""
+OP_READ_FILE: Final = "task.read_file"
+"""data: path (repository-relative) — OpResult.data = {path, text, truncated: bool, binary: bool}:
+a file of the task's checkout, read safely (no link followed, bounded size)"""
+OP_GET_PR: Final = "task.get_pr"
+"""data: {} — OpResult.data = {title, body}: the pull-request text for the task's change (built and
+saved with the task when missing)"""
 
 
 @dataclass(slots=True)

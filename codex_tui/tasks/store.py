@@ -86,6 +86,14 @@ class TaskRecord:
     """That process's start time (`process_start_ticks`), so a reused pid is not taken for it."""
     unsent: str = ""
     """A message whose turn failed before it reached the agent (sandbox down…): sent with the next one."""
+    kind: str = "code"
+    """code | ask | review (protocol.TASK_KINDS)."""
+    review_target: dict[str, Any] = field(default_factory=dict)
+    """A review task's target: {type: uncommitted|base|commit|task, base?, commit?, task_id?, label}."""
+    review: dict[str, Any] = field(default_factory=dict)
+    """A review task's last result: the ITEM_REVIEW item without its id (findings, verdict…)."""
+    pr: dict[str, Any] = field(default_factory=dict)
+    """The pull-request text made for this task's change: {title, body} (empty until made)."""
 
     def summary(self) -> dict[str, Any]:
         """Plain JSON summary for front ends (no checkout paths or checkpoints)."""
@@ -107,6 +115,9 @@ class TaskRecord:
             "model": self.model,
             "provider": self.provider,
             "repo": self.repo,
+            "kind": self.kind,
+            "review_target": self.review_target,
+            "review": review_counts(self.review),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,6 +131,23 @@ class TaskRecord:
         data = {k: v for k, v in raw.items() if k in known}
         data["checkpoints"] = [Checkpoint(**c) for c in raw.get("checkpoints") or []]
         return cls(**data)
+
+
+def review_counts(review: dict[str, Any]) -> dict[str, Any]:
+    """A review's verdict and its findings counted per priority (P0-P3), for lists and compare views."""
+    if not review:
+        return {}
+    counts = {f"P{n}": 0 for n in range(4)}
+    for finding in review.get("findings") or []:
+        priority = finding.get("priority")
+        if isinstance(priority, int) and 0 <= priority <= 3:
+            counts[f"P{priority}"] += 1
+    return {
+        "status": review.get("status", ""),
+        "verdict": review.get("overall_correctness", ""),
+        "findings": len(review.get("findings") or []),
+        "counts": counts,
+    }
 
 
 def write_atomic(path: Path, text: str) -> None:
