@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from codex_tui.tasks.store import TaskRecord
 
 EXIT_CONFIG = 2
-SUBCOMMANDS = ("exec", "tasks", "sandbox")
+SUBCOMMANDS = ("exec", "review", "tasks", "sandbox")
 T = TypeVar("T")
 
 
@@ -65,7 +65,7 @@ def tui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codex-tui",
         description="Run coding agents in parallel, each in its own sandbox. "
-        "Subcommands: exec, tasks, sandbox (see `codex-tui SUBCOMMAND --help`).",
+        "Subcommands: exec, review, tasks, sandbox (see `codex-tui SUBCOMMAND --help`).",
     )
     parser.add_argument("prompt", nargs="?", help="start a task with this prompt")
     parser.add_argument(
@@ -92,8 +92,54 @@ def exec_parser() -> argparse.ArgumentParser:
         "-o", "--output-last-message", dest="last_message", type=Path, help="write it here too"
     )
     parser.add_argument("--demo", action="store_true", help="the sample repository and scripted model")
+    parser.add_argument(
+        "--ask", action="store_true", help="Ask mode: answer a question about the repository (read-only)"
+    )
     _common(parser)
     return parser
+
+
+def review_parser(prog: str) -> argparse.ArgumentParser:
+    """`codex-tui review` / `codex-tui exec review [TARGET] [PROMPT] [options]`."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Review a change in a read-only sandbox: findings by priority and a verdict. "
+        "The exit code is 0 whatever the verdict (see --fail-on).",
+    )
+    parser.add_argument("prompt", nargs="?", help="custom review instructions ('-' reads stdin)")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--uncommitted", action="store_true", help="your staged, unstaged and untracked changes (default)"
+    )
+    target.add_argument(
+        "--base", metavar="BRANCH", help="the current branch against its merge base with BRANCH"
+    )
+    target.add_argument("--commit", metavar="SHA", help="the changes one commit introduced")
+    target.add_argument(
+        "--task",
+        metavar="ID",
+        action="append",
+        help="a task's result before it is applied (repeat for several)",
+    )
+    parser.add_argument("--json", action="store_true", help="JSON lines on stdout (Codex exec --json shape)")
+    parser.add_argument(
+        "-o", "--output-last-message", dest="last_message", type=Path, help="write it here too"
+    )
+    parser.add_argument(
+        "--fail-on",
+        metavar="P0-P3",
+        type=_priority,
+        help="exit 1 when a finding at this priority or above exists",
+    )
+    _common(parser)
+    return parser
+
+
+def _priority(text: str) -> int:
+    value = text.strip().upper().removeprefix("P")
+    if value not in ("0", "1", "2", "3"):
+        raise argparse.ArgumentTypeError(f"expected P0, P1, P2 or P3, not {text!r}")
+    return int(value)
 
 
 def tasks_parser() -> argparse.ArgumentParser:
@@ -105,6 +151,8 @@ def tasks_parser() -> argparse.ArgumentParser:
     for name, text in (("show", "show a task's conversation and diff"), ("undo", "undo the last turn")):
         p = sub.add_parser(name, help=text)
         p.add_argument("id")
+        if name == "show":
+            p.add_argument("--pr", action="store_true", help="print the pull-request text of the change")
     resume = sub.add_parser("resume", help="continue a task (a follow-up message, or 'continue')")
     resume.add_argument("id")
     resume.add_argument("prompt", nargs="?")
@@ -116,6 +164,9 @@ def tasks_parser() -> argparse.ArgumentParser:
         "--branch", nargs="?", const=True, default=False, help="commit to codex/<slug> (or NAME)"
     )
     apply.add_argument("--dry-run", action="store_true", help="only report what would happen")
+    apply.add_argument(
+        "--pr", action="store_true", help="commit to the branch, push it and open a pull request with gh"
+    )
     prune = sub.add_parser("prune", help="remove finished tasks' checkouts and containers")
     prune.add_argument("--older-than-days", type=float, default=0.0)
     for p in sub.choices.values():
@@ -151,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command != "tui":
         args = args[1:]
     try:
+        if command == "exec" and args[:1] == ["review"]:
+            return cmd_review(review_parser("codex-tui exec review").parse_args(args[1:]))
+        if command == "review":
+            return cmd_review(review_parser("codex-tui review").parse_args(args))
         if command == "exec":
             return cmd_exec(exec_parser().parse_args(args))
         if command == "tasks":
@@ -261,6 +316,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         backend=args.sandbox_backend,
         last_message_file=args.last_message,
         interactive=not from_stdin and sys.stdin.isatty(),
+        kind="ask" if args.ask else "code",
     )
     if not args.demo:
         repo = resolve_repo(args)
@@ -280,6 +336,34 @@ def cmd_exec(args: argparse.Namespace) -> int:
         return run_until_stopped(run_exec(demo.config, demo.repo, options))
     finally:
         demo.close()
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """Review a change headless: the findings and verdict on stdout (or JSON lines)."""
+    from codex_tui.exec import ExecOptions, run_exec
+
+    cfg = resolve_config(args)
+    prompt = sys.stdin.read().strip() if args.prompt == "-" else (args.prompt or "")
+    if args.base:
+        review: dict[str, Any] = {"target": "base", "base": args.base}
+    elif args.commit:
+        review = {"target": "commit", "commit": args.commit}
+    elif args.task:
+        review = {"target": "task", "task_ids": args.task}
+    else:
+        review = {"target": "uncommitted"}
+    options = ExecOptions(
+        prompt=prompt,
+        json=args.json,
+        model=args.model,
+        approval=args.approval,
+        backend=args.sandbox_backend,
+        last_message_file=args.last_message,
+        kind="review",
+        review=review,
+        fail_on=args.fail_on,
+    )
+    return run_until_stopped(run_exec(cfg, resolve_repo(args), options))
 
 
 def read_prompt(prompt: str | None, *, demo: bool) -> tuple[str, bool]:
@@ -379,6 +463,15 @@ def tasks_show(cfg: Config, args: argparse.Namespace) -> int:
     record = _find_record(cfg, args.id)
     _settle_orphan(record)
     store = RolloutStore(cfg.data_dir)
+    if args.pr:
+        from codex_tui.tasks.prtext import PrText, make_pr_text, reviews_for
+
+        if record.pr.get("title"):
+            pr = PrText.from_dict(record.pr)
+        else:
+            pr = run(make_pr_text(store, record, None, reviews_for(record.id, _load_records(cfg))))
+        _say(f"{pr.title}\n\n{pr.body.rstrip()}")
+        return 0
     why = f" ({record.message})" if record.message else ""
     _say(f"{record.id} · {record.title} · {record.status}{why}")
     attempt = f"attempt {record.attempt}/{record.attempts}"
@@ -524,12 +617,14 @@ def tasks_apply(cfg: Config, args: argparse.Namespace) -> int:
     record = _find_record(cfg, args.id, args.attempt)
 
     async def work(manager: Any) -> int:
-        data = {"branch": args.branch, "dry_run": args.dry_run}
+        data = {"branch": args.branch or args.pr, "dry_run": args.dry_run, "pr": args.pr}
         result = await manager.submit(p.Op(p.OP_APPLY, record.id, data))
         _say(result.message or ("ok" if result.ok else "failed"))
         for key in ("applied", "conflicts", "skipped"):
             for path in result.data.get(key) or []:
                 _say(f"  {key[:-1] if key.endswith('s') else key}: {path}")
+        if result.data.get("pr_url"):
+            _say(f"pull request: {result.data['pr_url']}")
         return 0 if result.ok else 1
 
     return _manager_call(cfg, args, work)

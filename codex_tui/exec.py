@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from codex_tui import protocol as p
+from codex_tui.agent.review import format_review, highest_priority
 from codex_tui.boundary.terminal import strip_controls
 from codex_tui.config import Config
 from codex_tui.tasks.manager import TaskManager
@@ -69,6 +70,12 @@ class ExecOptions:
     last_message_file: Path | None = None
     interactive: bool = False
     """True when approvals may be asked on this terminal (stdin is a TTY and not the prompt)."""
+    kind: str = "code"
+    """code, ask or review (`exec --ask`, `exec review`)."""
+    review: dict[str, Any] | None = None
+    """The review target: {target: uncommitted|base|commit|task, base?, commit?, task_ids?}."""
+    fail_on: int | None = None
+    """Exit 1 when a finding of this priority or a more urgent one exists (`--fail-on P1` = 1)."""
 
 
 def codex_json(event: p.Event, *, with_thread: bool) -> dict[str, Any] | None:
@@ -284,10 +291,11 @@ def _one_line(text: str, limit: int) -> str:
 
 
 class FinalMessages:
-    """The last agent message of each task's last turn."""
+    """The last agent message of each task's last turn, and each review task's review item."""
 
     def __init__(self) -> None:
         self.by_task: dict[str, str] = {}
+        self.reviews: dict[str, dict[str, Any]] = {}
 
     def __call__(self, event: p.Event) -> None:
         """Track agent messages; a new turn starts a new final message."""
@@ -297,6 +305,29 @@ class FinalMessages:
             item = event.data.get("item") or {}
             if item.get("type") == p.ITEM_AGENT_MESSAGE and item.get("text") and not item.get("discarded"):
                 self.by_task[event.task_id] = str(item["text"]).strip()
+            elif item.get("type") == p.ITEM_REVIEW:
+                self.reviews[event.task_id] = item
+
+    def shown(self, task_id: str) -> str:
+        """What a person reads as the task's result: the review as text, else the final message."""
+        review = self.reviews.get(task_id)
+        return format_review(review) if review is not None else self.by_task.get(task_id, "")
+
+
+def exit_code(
+    summaries: list[dict[str, Any]], reviews: list[dict[str, Any] | None], fail_on: int | None
+) -> int:
+    """0 when every task finished ready (and every review was read), whatever a review's verdict;
+    with `fail_on`, 1 when a finding at that priority or a more urgent one exists."""
+    if not all(summary.get("status") == "ready" for summary in summaries):
+        return 1
+    if any(review is not None and review.get("status") != "completed" for review in reviews):
+        return 1
+    if fail_on is not None:
+        worst = [highest_priority(review) for review in reviews if review is not None]
+        if any(priority is not None and priority <= fail_on for priority in worst):
+            return 1
+    return 0
 
 
 class Approver:
@@ -508,20 +539,22 @@ async def _run_exec(
     finally:
         await manager.close()
     summaries = {s["id"]: s for s in manager.tasks()}  # after close: a task that could not be saved failed
-    messages = [(summaries.get(tid, {}), finals.by_task.get(tid, "")) for tid in task_ids]
     if not options.json:
-        _print_finals(out, messages)
+        _print_finals(out, [(summaries.get(tid, {}), finals.shown(tid)) for tid in task_ids])
     if options.last_message_file is not None:
+        messages = [(summaries.get(tid, {}), finals.by_task.get(tid, "")) for tid in task_ids]
         _write_last_message(options.last_message_file, messages, err)
-    return 0 if all(summaries.get(tid, {}).get("status") == "ready" for tid in task_ids) else 1
+    reviews = [finals.reviews.get(tid) for tid in task_ids] if options.kind == "review" else []
+    return exit_code([summaries.get(tid, {}) for tid in task_ids], reviews, options.fail_on)
 
 
 def _submission(options: ExecOptions) -> dict[str, Any]:
     data: dict[str, Any] = {"prompt": options.prompt, "images": options.images, "attempts": options.attempts}
-    for key in ("model", "models", "mode", "title"):
+    for key in ("model", "models", "mode", "title", "review"):
         value = getattr(options, key)
         if value:
             data[key] = value
+    data["kind"] = options.kind
     return data
 
 

@@ -15,7 +15,9 @@ import psutil
 import pytest
 
 from codex_tui.models.scripted import ScriptedServer
+from tests.conftest import run_git
 from tests.test_exec import ROOT, provider_flags, run_cli
+from tests.test_publish import bare_remote, fake_gh, gh_calls  # noqa: F401  (fixture)
 from tests.test_tasks_support import add_file_patch, patch_call, scenario, shell_call
 
 
@@ -209,3 +211,47 @@ def test_version_and_help(isolated_home: Path) -> None:
     assert run_cli("--version", home=isolated_home).stdout.startswith("codex-tui ")
     help_text = run_cli("exec", "--help", home=isolated_home).stdout
     assert "--json" in help_text and "--attempts" in help_text and "--allow-non-git" in help_text
+
+
+def test_tasks_show_pr_prints_the_pull_request_text(
+    server: ScriptedServer, git_repo: Path, isolated_home: Path
+) -> None:
+    task_id = _exec(server, git_repo, isolated_home, "scripted:adds")
+    shown = run_cli("tasks", "show", task_id, "--pr", home=isolated_home)
+    assert shown.returncode == 0, shown.stderr
+    title, blank, *body = shown.stdout.splitlines()
+    assert title == "run scripted:adds" and blank == ""
+    assert body[0] == "## Summary" and "> run scripted:adds" in body and "> Added." in body
+    assert "- `added.txt` — added (+1 −0)" in body and "The agent ran no commands." in body
+
+    index_path = isolated_home / "data" / "index.json"
+    index = json.loads(index_path.read_text())
+    [row] = index["tasks"]
+    row["pr"] = {"title": "Saved \x1b]0;x\x07title", "body": "Saved body\x1b[2J\n"}
+    index_path.write_text(json.dumps(index))
+    saved = run_cli("tasks", "show", task_id, "--pr", home=isolated_home)
+    assert saved.returncode == 0 and saved.stdout == "Saved title\n\nSaved body\n"
+
+
+def test_tasks_apply_pr_commits_pushes_and_prints_the_pr_url(
+    server: ScriptedServer,
+    git_repo: Path,
+    isolated_home: Path,
+    tmp_path: Path,
+    fake_gh: Path,  # noqa: F811
+) -> None:
+    task_id = _exec(server, git_repo, isolated_home, "scripted:adds")
+    remote = bare_remote(tmp_path)
+    run_git(git_repo, "remote", "add", "origin", str(remote))
+    applied = run_cli("tasks", "apply", task_id, "--pr", home=isolated_home)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "to codex/run-scripted-adds" in applied.stdout
+    assert "pull request: https://github.com/o/r/pull/42" in applied.stdout
+    branch = "codex/run-scripted-adds"
+    assert run_git(git_repo, "show", f"{branch}:added.txt") == "from the task\n"
+    assert not (git_repo / "added.txt").exists()
+    assert run_git(git_repo, "log", "-1", "--format=%s", branch) == "run scripted:adds\n"
+    assert run_git(remote, "rev-parse", f"refs/heads/{branch}") == run_git(git_repo, "rev-parse", branch)
+    [call] = gh_calls(fake_gh)
+    assert call["argv"][call["argv"].index("--title") + 1] == "run scripted:adds"
+    assert call["body"].startswith("## Summary") and "`added.txt` — added (+1 −0)" in call["body"]

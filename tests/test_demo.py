@@ -19,6 +19,7 @@ from codex_tui.demo import (
     ADD_FEATURE,
     DEMO_PROMPTS,
     FIX_BUG,
+    REVIEW_MODEL,
     SAMPLE_REPO,
     SCENARIOS_DIR,
     WRITE_DOCS,
@@ -84,7 +85,8 @@ def test_demo_scenario_patches_apply_and_their_tests_pass(name: str, tmp_path: P
 
 def test_demo_prompts_name_existing_scenarios_and_one_has_two_attempts() -> None:
     names = {path.stem for path in SCENARIOS_DIR.glob("*.json")}
-    assert {m.partition(":")[2] for prompt in DEMO_PROMPTS for m in prompt.models} == names
+    by_prompt = {m.partition(":")[2] for prompt in DEMO_PROMPTS for m in prompt.models}
+    assert by_prompt | {REVIEW_MODEL.partition(":")[2], "demo-ask"} == names
     assert ADD_FEATURE.attempts == 2 and len(set(ADD_FEATURE.models)) == 2
     assert ADD_FEATURE.submission()["models"] == ADD_FEATURE.models
     docs = json.loads((SCENARIOS_DIR / "docs-slug.json").read_text())
@@ -131,6 +133,39 @@ async def test_demo_tasks_finish_with_distinct_attempts_and_a_fixed_suite(isolat
         assert unittest_in(demo.repo, "discover", "-s", "tests").returncode == 1, (
             "the user's tree is untouched"
         )
+    finally:
+        await manager.close()
+        await asyncio.to_thread(demo.close)
+
+
+async def test_demo_reviews_both_attempts_and_answers_a_question_with_citations(isolated_home: Path) -> None:
+    from codex_tui.tasks.manager import TaskManager
+
+    demo = await asyncio.to_thread(prepare_demo, Config(home=isolated_home))
+    manager = TaskManager(demo.config, repo=demo.repo, sandbox_backend="local")
+    log = EventLog()
+    try:
+        await manager.start()
+        manager.subscribe(log, replay=False)
+        attempts = (await manager.submit(ADD_FEATURE.op())).data["task_ids"]
+        await asyncio.gather(*(manager.wait_for(t, timeout=90) for t in attempts))
+        review = {"target": "task", "task_ids": attempts}
+        reviews = await manager.submit(p.Op(p.OP_SUBMIT, data={"prompt": "", "kind": "review", "review": review}))
+        assert reviews.ok, reviews.message
+        ask = await manager.submit(
+            p.Op(p.OP_SUBMIT, data={"prompt": "Where are words counted?", "kind": "ask"})
+        )
+        every = [*reviews.data["task_ids"], *ask.data["task_ids"]]
+        assert await asyncio.gather(*(manager.wait_for(t, timeout=90) for t in every)) == ["ready"] * 3
+        for review_id in reviews.data["task_ids"]:
+            [item] = log.items(review_id, p.ITEM_REVIEW)
+            assert item["status"] == "completed" and item["overall_correctness"] == "patch is correct"
+            assert item["findings"][0]["code_location"]["path"] == "textkit/stats.py"
+            tests_run = log.items(review_id, p.ITEM_COMMAND)[1]
+            assert "test_median" in tests_run["aggregated_output"]  # the reviewer really ran the suite
+        [ask_id] = ask.data["task_ids"]
+        answer = log.items(ask_id, p.ITEM_AGENT_MESSAGE)[-1]["text"]
+        assert "`textkit/stats.py:13-15`" in answer
     finally:
         await manager.close()
         await asyncio.to_thread(demo.close)

@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx2
 import openai
+import pydantic
 import pytest
 
+from codex_tui.models.base import OutputSchema
 from codex_tui.models.scripted import FINISHED_TEXT, ScenarioError, ScriptedServer, load_scenarios
 from codex_tui.models.scripted_scenario import read_conversation
 
@@ -207,6 +209,9 @@ def test_scenarios_load_from_a_file_a_list_or_a_folder(tmp_path: Path) -> None:
         ('{"name": "x", "turns": [{"errors": [{"status": "429"}]}]}', "'status' has the wrong type"),
         ('{"name": "x", "turns": [{"tool_calls": [{"arguments": {}}]}]}', "needs a string 'name'"),
         ('{"name": "x", "turns": [{"tool_calls": 3}]}', "'tool_calls' has the wrong type"),
+        ('{"name": "x", "turns": [{"json": [1]}]}', "'json' has the wrong type"),
+        ('{"name": "x", "turns": [{"json": {}, "text": "t"}]}', "either 'text' or 'json'"),
+        ('{"name": "x", "turns": [{"requires_schema": "yes"}]}', "'requires_schema' must be true or false"),
     ],
 )
 def test_malformed_scenarios_are_refused_with_a_message_naming_the_problem(
@@ -272,3 +277,149 @@ async def test_request_the_server_cannot_handle_gets_a_500_not_a_dropped_connect
     async with ScriptedServer(SCENARIOS) as srv, httpx2.AsyncClient(base_url=srv.base_url) as http:
         answer = await http.post("/chat/completions", json=body)
     assert answer.status_code == 500 and "scripted server error" in answer.json()["error"]["message"]
+
+
+STRICT_SCHEMA: Any = {
+    "type": "object",
+    "properties": {"verdict": {"type": "string"}, "findings": {"type": "array", "items": {}}},
+    "required": ["verdict", "findings"],
+    "additionalProperties": False,
+}
+LOOSE_ITEM: Any = {
+    "type": "object",
+    "properties": {"file": {"type": "string"}},
+    "additionalProperties": False,
+}
+
+
+def with_items(items: Any) -> Any:
+    return {**STRICT_SCHEMA, "properties": {**STRICT_SCHEMA["properties"], "findings": {"items": items}}}
+
+
+@pytest.mark.parametrize(
+    ("api", "field_value", "param", "message"),
+    [
+        ("responses", "verbose", "text", "Invalid type for 'text': expected an object, but got a string"),
+        ("responses", {"format": {"type": "xml"}}, "text.format.type", "Supported values are: 'text'"),
+        ("responses", {"format": {}}, "text.format.type", "Missing required parameter: 'text.format.type'"),
+        (
+            "responses",
+            {"format": {"type": "json_schema", "schema": STRICT_SCHEMA}},
+            "text.format.name",
+            "Missing required parameter: 'text.format.name'",
+        ),
+        (
+            "responses",
+            {"format": {"type": "json_schema", "name": "review"}},
+            "text.format.schema",
+            "Missing required parameter: 'text.format.schema'",
+        ),
+        (
+            "responses",
+            {"format": {"type": "json_schema", "name": "a review", "schema": STRICT_SCHEMA}},
+            "text.format.name",
+            "string does not match pattern",
+        ),
+        (
+            "responses",
+            {"format": {"type": "json_schema", "name": "r", "schema": {"type": "array"}, "strict": True}},
+            "text.format.schema",
+            "schema must be a JSON Schema of 'type: \"object\"', got 'type: \"array\"'",
+        ),
+        ("chat", "json", "response_format", "Invalid type for 'response_format'"),
+        (
+            "chat",
+            {"type": "json_schema"},
+            "response_format.json_schema",
+            "Missing required parameter: 'response_format.json_schema'",
+        ),
+        (
+            "chat",
+            {"type": "json_schema", "json_schema": {"schema": STRICT_SCHEMA}},
+            "response_format.json_schema.name",
+            "Missing required parameter: 'response_format.json_schema.name'",
+        ),
+        (
+            "chat",
+            {"type": "json_schema", "json_schema": {"name": "r"}},
+            "response_format.json_schema.schema",
+            "Missing required parameter: 'response_format.json_schema.schema'",
+        ),
+        (
+            "chat",
+            {"type": "json_schema", "json_schema": {"name": "r", "schema": STRICT_SCHEMA, "strict": "yes"}},
+            "response_format.json_schema.strict",
+            "expected a boolean, but got a string",
+        ),
+        (
+            "chat",
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "r", "schema": with_items(LOOSE_ITEM), "strict": True},
+            },
+            "response_format",
+            "Invalid schema for response_format 'r': In context=('properties', 'findings', 'items'), "
+            "'required' is required to be supplied and to be an array including every key in properties. "
+            "Missing 'file'.",
+        ),
+    ],
+)
+async def test_malformed_structured_output_field_is_a_400_naming_the_field(
+    api: str, field_value: Any, param: str, message: str
+) -> None:
+    if api == "responses":
+        path, body = "/responses", {"model": "m", "input": "hi", "tools": [SHELL_FN], "text": field_value}
+    else:
+        body = {"model": "m", "messages": [msg("user", "hi")], "tools": [SHELL_CHAT]}
+        path, body["response_format"] = "/chat/completions", field_value
+    async with ScriptedServer(SCENARIOS) as srv, httpx2.AsyncClient(base_url=srv.base_url) as http:
+        answer = await http.post(path, json=body)
+    error = answer.json()["error"]
+    assert answer.status_code == 400 and error["type"] == "invalid_request_error"
+    assert error["param"] == param and message in error["message"]
+    assert srv.output_schemas() == [None]
+
+
+async def test_plain_text_and_json_mode_formats_are_accepted_as_no_schema() -> None:
+    async with ScriptedServer(SCENARIOS) as srv:
+        client = sdk(srv)
+        text: Any = {"format": {"type": "text"}, "verbosity": "low"}
+        resp = await client.responses.create(model="m", input="hi", tools=[SHELL_FN], text=text)
+        chat = await client.chat.completions.create(
+            model="m",
+            messages=[msg("user", "hi")],
+            tools=[SHELL_CHAT],
+            response_format={"type": "json_object"},
+        )
+    assert resp.output_text == chat.choices[0].message.content == "default scenario"
+    assert srv.output_schemas() == [None, None]
+
+
+class Review(pydantic.BaseModel):
+    verdict: str
+    findings: list[str]
+
+
+async def test_sdk_structured_output_helpers_parse_a_scripted_json_answer() -> None:
+    strict_shell: Any = {
+        "type": "function",
+        "function": {
+            "name": "shell",
+            "parameters": {"type": "object", "properties": {}, "required": [], "additionalProperties": False},
+            "strict": True,
+        },
+    }
+    responses_shell: Any = {"type": "function", "name": "shell", **strict_shell["function"]}
+    turn = {"json": {"verdict": "approve", "findings": ["tidy"]}, "requires_schema": True}
+    async with ScriptedServer([{"name": "s", "turns": [turn]}]) as srv:
+        client = sdk(srv)
+        resp = await client.responses.parse(
+            model="scripted:s", input="review", tools=[responses_shell], text_format=Review
+        )
+        chat = await client.chat.completions.parse(
+            model="scripted:s", messages=[msg("user", "review")], tools=[strict_shell], response_format=Review
+        )
+    assert resp.output_parsed == Review(verdict="approve", findings=["tidy"])
+    assert chat.choices[0].message.parsed == Review(verdict="approve", findings=["tidy"])
+    schemas = srv.output_schemas()
+    assert all(isinstance(s, OutputSchema) and s.name == "Review" and s.strict for s in schemas)

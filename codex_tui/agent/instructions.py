@@ -7,11 +7,13 @@ from functools import cache
 from pathlib import Path
 from typing import Final
 
+from codex_tui.agent.review import review_guidelines, review_prompt
 from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath
 
 AGENTS_FILE: Final = "AGENTS.md"
 AGENTS_MAX_BYTES: Final = 32 * 1024
 _PROMPT_FILE: Final = Path(__file__).with_name("prompt.md")
+_ASK_FILE: Final = Path(__file__).with_name("ask_prompt.md")
 
 _MODE_LINES: Final = {
     "read-only": "read-only: you can read files and run commands, but the workspace is not writable "
@@ -111,9 +113,30 @@ def _read_doc(path: Path, root: Path | None, limit: int) -> bytes:
         return files.read_file(path.relative_to(root).as_posix(), limit, truncate=True)
 
 
-def build_instructions(*, docs: ProjectDocs, workdir: str, mode: str, sandbox_description: str = "") -> str:
-    """The full instructions sent with every model request of a turn."""
-    parts = [base_prompt(), _environment_section(workdir, mode, sandbox_description)]
+@cache
+def ask_prompt() -> str:
+    """The Ask-mode section (ask_prompt.md), read once."""
+    return _ASK_FILE.read_text(encoding="utf-8").strip()
+
+
+def build_instructions(
+    *, docs: ProjectDocs, workdir: str, mode: str, sandbox_description: str = "", kind: str = "code"
+) -> str:
+    """The full instructions sent with every model request of a turn.
+
+    A review gets the reviewer's prompt and only the "Review guidelines" / "Code Review Rules"
+    sections of the AGENTS.md files; an Ask task gets the Ask-mode section after ours.
+    """
+    environment = _environment_section(workdir, mode, sandbox_description)
+    if kind == "review":
+        parts = [review_prompt(), environment]
+        guidelines = review_guidelines(docs.text)
+        if guidelines:
+            parts.append("# Review guidelines from the repository's AGENTS.md files\n\n" + guidelines)
+        return "\n\n".join(parts)
+    parts = [base_prompt(), environment]
+    if kind == "ask":
+        parts.append(ask_prompt())
     if docs.text:
         parts.append(
             "# Instructions from AGENTS.md files\n\n"

@@ -39,6 +39,7 @@ from codex_tui.models.base import (
     ModelError,
     ModelEvent,
     ModelRequest,
+    OutputSchema,
     ReasoningDelta,
     Retrying,
     TextDelta,
@@ -92,6 +93,10 @@ class AgentSettings:
     max_model_calls_per_turn: int = 100
     home: Path | None = None
     """Config home, where the global AGENTS.md lives."""
+    kind: str = "code"
+    """code | ask | review: picks the system prompt (see agent/instructions.py)."""
+    output_schema: OutputSchema | None = None
+    """The final answer's JSON schema (a review's), sent as structured output on every request."""
 
 
 @dataclass(slots=True)
@@ -429,6 +434,7 @@ class Agent:
             tools=self._specs,
             reasoning_effort=self.settings.reasoning_effort,
             conversation_id=self.task_id,
+            output_schema=self.settings.output_schema,
         )
         answer = await self._stream(request, state)
         state.model_calls += 1
@@ -667,6 +673,7 @@ class Agent:
             workdir=self._sandbox.workdir,
             mode=self.settings.mode,
             sandbox_description=self._sandbox.describe(),
+            kind=self.settings.kind,
         )
 
     def _new_id(self) -> str:

@@ -72,6 +72,12 @@ WRITE_DOCS = DemoPrompt(
     "Document slugify()",
 )
 DEMO_PROMPTS = (FIX_BUG, ADD_FEATURE, WRITE_DOCS)
+DEMO_MODEL = "scripted"
+"""The model of tasks the user starts in the demo: the scenario is picked by the prompt's words
+(e.g. a question about counting words gets the scripted Ask answer; anything else, the bug fix)."""
+REVIEW_MODEL = "scripted:demo-review"
+"""The scripted reviewer of every demo review (`/review`, `codex-tui review` in the demo)."""
+
 
 
 @dataclass(slots=True)
@@ -135,7 +141,8 @@ def demo_config(base: Config, base_url: str, home: Path) -> Config:
     home.mkdir(parents=True, exist_ok=True)
     return dataclasses.replace(
         base,
-        model=FIX_BUG.models[0],
+        model=DEMO_MODEL,
+        review_model=REVIEW_MODEL,
         model_provider=PROVIDER,
         model_providers={**base.model_providers, PROVIDER: provider},
         home=home,

@@ -33,6 +33,17 @@ class ToolSpec:
 
 
 @dataclass(slots=True)
+class OutputSchema:
+    """A JSON schema the model's final message must follow (structured output)."""
+
+    name: str
+    """Names the format for the API: letters, digits, `_` and `-`, at most 64 characters."""
+    schema: dict[str, Any]
+    strict: bool = True
+    """Ask the API to enforce the schema exactly (it then accepts only its strict subset)."""
+
+
+@dataclass(slots=True)
 class ModelRequest:
     """Everything one model call needs; the history is resent in full each turn."""
 
@@ -44,6 +55,9 @@ class ModelRequest:
     parallel_tool_calls: bool = True
     conversation_id: str | None = None
     """Stable per task; sent as prompt_cache_key where the API accepts it."""
+    output_schema: OutputSchema | None = None
+    """The final message must be JSON following it; sent on every call of the turn (tools stay
+    offered). Requested, not guaranteed: the caller still validates what comes back."""
 
 
 @dataclass(slots=True)

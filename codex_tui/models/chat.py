@@ -23,6 +23,7 @@ from codex_tui.models.base import (
     ModelError,
     ModelEvent,
     ModelRequest,
+    OutputSchema,
     ReasoningDelta,
     TextDelta,
     ToolCall,
@@ -88,7 +89,15 @@ def request_kwargs(request: ModelRequest) -> dict[str, Any]:
         kwargs["parallel_tool_calls"] = request.parallel_tool_calls
     if request.reasoning_effort:
         kwargs["reasoning_effort"] = request.reasoning_effort
+    if request.output_schema is not None:
+        kwargs["response_format"] = response_format(request.output_schema)
     return kwargs
+
+
+def response_format(output: OutputSchema) -> dict[str, Any]:
+    """The `response_format` asking for structured output (Chat `json_schema` format)."""
+    schema = {"name": output.name, "schema": output.schema, "strict": output.strict}
+    return {"type": "json_schema", "json_schema": schema}
 
 
 def tool_param(spec: ToolSpec) -> dict[str, Any]:

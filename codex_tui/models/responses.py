@@ -16,6 +16,7 @@ from codex_tui.models.base import (
     ModelError,
     ModelEvent,
     ModelRequest,
+    OutputSchema,
     ReasoningDelta,
     TextDelta,
     ToolCall,
@@ -77,7 +78,14 @@ def request_kwargs(request: ModelRequest) -> dict[str, Any]:
         kwargs["include"] = ["reasoning.encrypted_content"]
     if request.conversation_id:
         kwargs["prompt_cache_key"] = request.conversation_id
+    if request.output_schema is not None:
+        kwargs.setdefault("text", {})["format"] = text_format(request.output_schema)
     return kwargs
+
+
+def text_format(output: OutputSchema) -> dict[str, Any]:
+    """The `text.format` asking for structured output (Responses `json_schema` format)."""
+    return {"type": "json_schema", "name": output.name, "schema": output.schema, "strict": output.strict}
 
 
 def tool_param(spec: ToolSpec) -> dict[str, Any]:

@@ -25,7 +25,9 @@ holds ``*.json`` files)::
         "cut_after_events": 3, "cut_cleanly": false,
         "stall_after_events": 2, "stall_ms": 60000,
         "usage": {"input_tokens": 1200, "cached_input_tokens": 0, "output_tokens": 80},
-        "finish_reason": "length"}]}
+        "finish_reason": "length"},
+       {"json": {"verdict": "approve", "findings": []}, "requires_schema": true,
+        "text_without_schema": "Looks fine to me."}]}
 
 Fields of a turn:
   ``text`` / ``reasoning``: the answer and its reasoning summary, streamed ``chunk_chars`` at a
@@ -47,6 +49,19 @@ Fields of a turn:
   ``usage``: overrides the estimated token counts.
   ``finish_reason``: how the answer ends (Chat's ``finish_reason``, default ``tool_calls`` or
   ``stop``); on Responses ``length`` / ``content_filter`` end it with ``response.incomplete``.
+  ``json``: the answer as data (an object, instead of ``text``): the text is that object
+  serialised as JSON, streamed like any text. It is served as written even when it does not
+  follow the request's schema (real models slip too; the client validates).
+  ``requires_schema``: when the request carried no output schema, the answer is plain prose
+  instead: ``text_without_schema``, or a fixed sentence that is not JSON.
+
+Structured output: a Responses ``text.format`` (``{"type": "json_schema", "name", "schema",
+"strict"}``) or a Chat ``response_format`` (``{"type": "json_schema", "json_schema": {"name",
+"schema", "strict"}}``) is checked like the real API does (see ``scripted_format.py``): a
+malformed field, a json_schema without ``name`` or ``schema``, or a strict schema the API would
+refuse (root not an object; an object without ``additionalProperties: false`` or not requiring
+all its properties) is answered with HTTP 400 and an OpenAI-style error whose ``param`` names the
+field. ``text`` and ``json_object`` formats are accepted and count as no schema.
 
 Stateless turn choice: the turn index is the number of model responses already in the request's
 history (a maximal run of assistant messages, reasoning and tool calls is one response), so
@@ -60,7 +75,9 @@ told apart by a fingerprint (hash of the first user message + turn index), so th
 and stall of a turn are served once per conversation.
 
 Every request is recorded in ``srv.requests`` (path, parsed body, headers without
-``authorization``, and whether that header was present); the key itself is never kept or logged.
+``authorization``, whether that header was present, and the ``OutputSchema`` a well-formed model
+request asked for; ``srv.output_schemas()`` lists those per model request); the key itself is
+never kept or logged.
 """
 
 from __future__ import annotations
@@ -78,6 +95,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_tui.models.base import OutputSchema
+from codex_tui.models.scripted_format import FormatError, requested_schema
 from codex_tui.models.scripted_http import (
     HttpError,
     HttpRequest,
@@ -124,6 +143,8 @@ class RecordedRequest:
     """All headers except `authorization`."""
     authorized: bool
     """True when an `authorization` header was present."""
+    output_schema: OutputSchema | None = None
+    """The structured-output schema a well-formed model request asked for (None: plain text)."""
 
 
 @dataclass(slots=True)
@@ -174,6 +195,10 @@ class ScriptedServer:
     def model_requests(self) -> list[RecordedRequest]:
         """Recorded requests to the two model endpoints, in arrival order."""
         return [r for r in self.requests if r.path.endswith(("/responses", "/chat/completions"))]
+
+    def output_schemas(self) -> list[OutputSchema | None]:
+        """The output schema each model request carried, in arrival order (None: none asked for)."""
+        return [r.output_schema for r in self.model_requests()]
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -278,7 +303,7 @@ class ScriptedServer:
             body = request.json()
         except (ValueError, UnicodeDecodeError):
             body = request.body.decode("utf-8", "replace")
-        self._record(request, path, body)
+        record = self._record(request, path, body)
         if self._api_key is not None and request.headers.get("authorization") != f"Bearer {self._api_key}":
             message = "Incorrect API key provided. Check the key the client sends."
             await write_json(writer, 401, error_body(401, message, "invalid_api_key"))
@@ -291,16 +316,17 @@ class ScriptedServer:
                 msg = "We could not parse the JSON body of your request: expected a JSON object."
                 await write_json(writer, 400, error_body(400, msg))
                 return True
-            return await self._model_call("responses" if route == "/responses" else "chat", body, writer)
+            api = "responses" if route == "/responses" else "chat"
+            return await self._model_call(api, body, record, writer)
         await write_json(writer, 404, error_body(404, f"Unknown endpoint: {request.method} {path}"))
         return True
 
-    def _record(self, request: HttpRequest, path: str, body: Any) -> None:
+    def _record(self, request: HttpRequest, path: str, body: Any) -> RecordedRequest:
         headers = {k: v for k, v in request.headers.items() if k != "authorization"}
-        self.requests.append(
-            RecordedRequest(request.method, path, body, headers, "authorization" in request.headers)
-        )
+        record = RecordedRequest(request.method, path, body, headers, "authorization" in request.headers)
+        self.requests.append(record)
         log.debug("scripted server: %s %s", request.method, path)
+        return record
 
     def _models(self) -> dict[str, Any]:
         names = ["scripted", *(f"scripted:{s.name}" for s in self.scenarios)]
@@ -309,14 +335,21 @@ class ScriptedServer:
 
     # --- model calls ------------------------------------------------------------------------
 
-    async def _model_call(self, api: str, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
+    async def _model_call(
+        self, api: str, body: dict[str, Any], record: RecordedRequest, writer: asyncio.StreamWriter
+    ) -> bool:
         items = _request_items(api, body)
         if items is None:
             field_name = "input" if api == "responses" else "messages"
             await write_json(writer, 400, error_body(400, f"Missing required parameter: '{field_name}'."))
             return True
+        try:
+            record.output_schema = requested_schema(api, body)
+        except FormatError as exc:
+            await write_json(writer, 400, error_body(400, str(exc), exc.code, exc.param))
+            return True
         conversation = read_conversation(items)
-        plan = self._plan(api, body, conversation, items)
+        plan = self._plan(api, body, conversation, items, record.output_schema is not None)
         if plan.status == 404:
             model = body.get("model")
             message = f"The model `{model}` does not exist or you do not have access to it."
@@ -339,12 +372,13 @@ class ScriptedServer:
             return True
         return await self._stream(api, body, plan, writer)
 
-    def _plan(self, api: str, body: dict[str, Any], conv: Conversation, items: list[Any]) -> _Plan:
+    def _plan(
+        self, api: str, body: dict[str, Any], conv: Conversation, items: list[Any], schema_sent: bool
+    ) -> _Plan:
         model = str(body.get("model", ""))
         if not body.get("tools"):
-            return _Plan(
-                answer=self._answer(api, body, conv, items, Turn(text=summary_text(conv)), "summary")
-            )
+            summary = Turn(text=summary_text(conv))
+            return _Plan(answer=self._answer(api, body, conv, items, summary, "summary", schema_sent))
         scenario = pick_scenario(self.scenarios, model, conv)
         if scenario is None:
             return _Plan(status=404)
@@ -353,7 +387,8 @@ class ScriptedServer:
         key = (scenario.name, conv.fingerprint())
         seen = self._attempts.get(key, 0)
         self._attempts[key] = seen + 1
-        plan = _Plan(answer=self._answer(api, body, conv, items, turn, scenario.name), turn=turn)
+        answer = self._answer(api, body, conv, items, turn, scenario.name, schema_sent)
+        plan = _Plan(answer=answer, turn=turn)
         if seen < len(turn.errors):
             plan.error = turn.errors[seen]
             return plan
@@ -367,13 +402,21 @@ class ScriptedServer:
         return plan
 
     def _answer(
-        self, api: str, body: dict[str, Any], conv: Conversation, items: list[Any], turn: Turn, scenario: str
+        self,
+        api: str,
+        body: dict[str, Any],
+        conv: Conversation,
+        items: list[Any],
+        turn: Turn,
+        scenario: str,
+        schema_sent: bool,
     ) -> Answer:
         ident = hashlib.sha256(f"{scenario}\x00{conv.fingerprint()}".encode()).hexdigest()[:12]
+        text = turn.answer_text(schema_sent)
         answer = Answer(
-            ident, str(body.get("model", "scripted")), turn.text, turn.reasoning, list(turn.tool_calls)
+            ident, str(body.get("model", "scripted")), text, turn.reasoning, list(turn.tool_calls)
         )
-        produced = len(turn.text) + len(turn.reasoning) + sum(len(c.argument_text()) for c in turn.tool_calls)
+        produced = len(text) + len(turn.reasoning) + sum(len(c.argument_text()) for c in turn.tool_calls)
         answer.input_tokens = turn.usage.get("input_tokens", len(json.dumps(body)) // 4)
         answer.cached_tokens = turn.usage.get(
             "cached_input_tokens", self._cached_tokens(f"{api}\x00{conv.first_user_text}", body, items)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+PROSE_WITHOUT_SCHEMA = "This answer is plain prose, not JSON: the request asked for no output schema."
+"""The answer of a `requires_schema` turn to a request that asked for no output schema."""
 SUMMARY_MARKER = "[scripted: {n} responses]"
 """Written into compaction summaries so turn counting survives a compacted history."""
 _MARKER_RE = re.compile(r"\[scripted: (\d+) responses\]")
@@ -81,6 +83,19 @@ class Turn:
     finish_reason: str | None = None
     """How the answer ends: Chat's `finish_reason`; on Responses `length` / `content_filter` end
     the stream with `response.incomplete` (reason `max_output_tokens` / `content_filter`)."""
+    json: dict[str, Any] | None = None
+    """The answer as data: the text is this object serialised as JSON."""
+    requires_schema: bool = False
+    """Without an output schema in the request, answer `text_without_schema` (prose) instead."""
+    text_without_schema: str = ""
+
+    def answer_text(self, schema_sent: bool) -> str:
+        """The text this turn answers with, given whether the request carried an output schema."""
+        if self.requires_schema and not schema_sent:
+            return self.text_without_schema or PROSE_WITHOUT_SCHEMA
+        if self.json is not None:
+            return json.dumps(self.json, ensure_ascii=False)
+        return self.text
 
 
 @dataclass(slots=True)
@@ -121,7 +136,7 @@ def _turn(raw: Any, where: str) -> Turn:
     if unknown:
         raise ScenarioError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     turn = Turn()
-    for key in ("text", "reasoning", "reasoning_field", "finish_reason"):
+    for key in ("text", "reasoning", "reasoning_field", "finish_reason", "text_without_schema"):
         if key in raw:
             setattr(turn, key, _typed(raw[key], str, f"{where}: '{key}'"))
     for key in ("chunk_delay_ms", "delay_ms", "stall_ms"):
@@ -134,6 +149,14 @@ def _turn(raw: Any, where: str) -> Turn:
                 raise ScenarioError(f"{where}: '{key}' is too small")
             setattr(turn, key, value)
     turn.cut_cleanly = bool(raw.get("cut_cleanly", False))
+    if "json" in raw:
+        if "text" in raw:
+            raise ScenarioError(f"{where}: give either 'text' or 'json', not both")
+        turn.json = _typed(raw["json"], dict, f"{where}: 'json'")
+    if "requires_schema" in raw:
+        if not isinstance(raw["requires_schema"], bool):
+            raise ScenarioError(f"{where}: 'requires_schema' must be true or false")
+        turn.requires_schema = raw["requires_schema"]
     calls = _typed(raw.get("tool_calls", []), list, f"{where}: 'tool_calls'")
     turn.tool_calls = [_tool_call(c, f"{where} tool call {i + 1}") for i, c in enumerate(calls)]
     errors = _typed(raw.get("errors", []), list, f"{where}: 'errors'")

@@ -122,6 +122,7 @@ def responses_object(answer: Answer, body: dict[str, Any], *, status: str) -> di
         "store": bool(body.get("store", True)),
         "prompt_cache_key": body.get("prompt_cache_key"),
         "reasoning": body.get("reasoning"),
+        "text": body.get("text") or {"format": {"type": "text"}},
         "error": None,
         "incomplete_details": {"reason": answer.incomplete_reason()} if status == "incomplete" else None,
         "usage": _responses_usage(answer) if done else None,
@@ -382,15 +383,17 @@ def _chat_usage(answer: Answer) -> dict[str, Any]:
     }
 
 
-def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
-    """The JSON body of an HTTP error, in OpenAI's shape."""
+def error_body(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    """The JSON body of an HTTP error, in OpenAI's shape (`param` names the offending field)."""
     kind = {
         400: "invalid_request_error",
         401: "invalid_request_error",
         404: "invalid_request_error",
         429: "rate_limit_error",
     }.get(status, "server_error")
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 def json_bytes(payload: Any) -> bytes:

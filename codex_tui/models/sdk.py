@@ -21,17 +21,19 @@ from codex_tui.models.base import (
 )
 from codex_tui.models.retry import RetryPolicy, stream_with_retries
 
-LARGE_PARAMS = ("input", "instructions", "tools", "messages")
+RAW_PARAMS = ("input", "instructions", "tools", "messages", "text", "response_format")
+"""Params already in wire shape, sent as is: the large ones, and the caller's output schema."""
 _REASONING_WORDS = re.compile(r"reasoning[._ ](effort|summar)|\bthink", re.IGNORECASE)
 """`reasoning.effort` / `reasoning_effort` unsupported, unverified for reasoning summaries, Ollama's think."""
 
 
-def raw_body(kwargs: dict[str, Any], keys: tuple[str, ...] = LARGE_PARAMS) -> dict[str, Any]:
+def raw_body(kwargs: dict[str, Any], keys: tuple[str, ...] = RAW_PARAMS) -> dict[str, Any]:
     """Move already wire-shaped, potentially large params into `extra_body`.
 
     The SDK walks every typed param recursively before sending (about 200 ms for a history of
     180 items, growing with its length). Our history is converted to the exact wire shape already,
-    so the walk adds latency to every model call and changes nothing; `extra_body` is sent as is.
+    so the walk adds latency to every model call and changes nothing; `extra_body` is sent as is
+    (an output schema's JSON reaches the server exactly as the caller wrote it).
     """
     out = {k: v for k, v in kwargs.items() if k not in keys}
     extra = dict(out.pop("extra_body", None) or {})

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_tui.config import APPROVAL_POLICIES, EFFORTS, Config, ConfigError
+from codex_tui.config import APPROVAL_POLICIES, Config, ConfigError
 from codex_tui.models.base import ModelClient
 from codex_tui.process import process_alive
 from codex_tui.protocol import (
@@ -33,8 +33,11 @@ from codex_tui.protocol import (
     OP_CANCEL,
     OP_COMPACT,
     OP_GET_DIFF,
+    OP_GET_PR,
     OP_INTERRUPT,
+    OP_READ_FILE,
     OP_RETRY,
+    OP_SET_KIND,
     OP_SET_MODE,
     OP_SUBMIT,
     OP_UNDO,
@@ -51,12 +54,20 @@ from codex_tui.protocol import (
 from codex_tui.sandbox import disk
 from codex_tui.sandbox.factory import choose_backend, startup_sweep
 from codex_tui.sandbox.image import image_status
+from codex_tui.tasks import handover
+from codex_tui.tasks.kinds import escalation_refusal, sandbox_mode_for
 from codex_tui.tasks.store import RolloutStore, TaskRecord
+from codex_tui.tasks.submission import (
+    ReviewJob,
+    Submission,
+    check_submission,
+    resolve_reviews,
+)
 from codex_tui.tasks.task import APP_STOPPED, Task, TaskContext, describe_error
+from codex_tui.workspace.git import Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 4
 ACTIVE_STATUSES = frozenset({"queued", "starting", "running", "waiting_approval"})
 URGENT_EVENTS = frozenset({TASK_STATUS, APPROVAL_REQUESTED, ERROR})
 """Written to the rollout at once rather than with the next batch."""
@@ -83,12 +94,6 @@ def new_id(prefix: str) -> str:
     """`<prefix>-<base36 ms time><4 random chars>`: sortable by creation, unique in practice."""
     rand = "".join(secrets.choice(_B36) for _ in range(4))
     return f"{prefix}-{base36(time.time_ns() // 1_000_000)}{rand}"
-
-
-def make_title(prompt: str, limit: int = 60) -> str:
-    """The first line of the prompt, shortened."""
-    line = next((ln.strip() for ln in prompt.splitlines() if ln.strip()), "untitled task")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 @dataclass(slots=True)
@@ -234,7 +239,15 @@ class TaskManager:
             make_client=self._model_client,
             allow_non_git=self.allow_non_git,
             on_status=self._on_status,
+            task_workspace=self._task_workspace,
         )
+
+    async def _task_workspace(self, task_id: str) -> Workspace:
+        """Another task's checkout (opened when needed): what a review of that task reads."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise WorkspaceError(f"unknown task '{task_id}'")
+        return await task.ensure_workspace()
 
     def _model_client(self, provider: str) -> ModelClient:
         """One client per provider, shared by the tasks using it (ConfigError when it cannot be made)."""
@@ -466,6 +479,9 @@ class TaskManager:
             OP_COMPACT: self._op_compact,
             OP_GET_DIFF: self._op_get_diff,
             OP_SET_MODE: self._op_set_mode,
+            OP_SET_KIND: self._op_set_kind,
+            OP_READ_FILE: self._op_read_file,
+            OP_GET_PR: self._op_get_pr,
         }
 
     def _task(self, op: Op) -> Task:
@@ -475,9 +491,11 @@ class TaskManager:
         return task
 
     async def _op_submit(self, op: Op) -> OpResult:
-        spec = self._submission(op.data)
+        spec = check_submission(op.data, self.config, self.repo)
         if isinstance(spec, str):
             return OpResult(False, spec)
+        if spec.kind == "review":
+            return await self._submit_reviews(spec, op.data.get("review"))
         group_id = new_id("g")
         ids: list[str] = []
         for attempt in range(1, spec.attempts + 1):
@@ -489,51 +507,36 @@ class TaskManager:
             self._enqueue(task, spec.prompt, spec.images)
         return OpResult(True, f"submitted {len(ids)} task(s)", {"task_ids": ids, "group_id": group_id})
 
-    def _submission(self, data: dict[str, Any]) -> _Submission | str:
-        """Validate OP_SUBMIT data; a string is the error message."""
-        prompt = data.get("prompt", "")
-        images = data.get("images") or []
-        if not isinstance(prompt, str) or not (prompt.strip() or images):
-            return "a task needs a prompt"
-        if not isinstance(images, list) or not all(isinstance(p, str) for p in images):
-            return "images must be a list of file paths"
-        missing = [p for p in images if not Path(p).expanduser().is_file()]
-        if missing:
-            return f"image not found: {missing[0]}"
-        attempts = data.get("attempts", 1)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= MAX_ATTEMPTS:
-            return f"attempts must be a whole number from 1 to {MAX_ATTEMPTS}"
-        mode = data.get("mode") or self.config.sandbox_mode
-        if mode not in SANDBOX_MODES:
-            return f"mode '{mode}' is not one of {', '.join(SANDBOX_MODES)}"
-        effort = data.get("effort") or self.config.model_reasoning_effort
-        if effort not in EFFORTS:
-            return f"reasoning effort '{effort}' is not one of {', '.join(EFFORTS)}"
-        models = data.get("models") or [data.get("model") or self.config.model]
-        if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
-            return "models must be a list of model names"
-        repo = Path(data.get("repo") or self.repo).expanduser()
-        if not repo.is_dir():
-            return f"repository folder not found: {repo}"
-        title = data.get("title") or make_title(prompt or "image task")
-        return _Submission(
-            prompt=prompt,
-            images=[str(Path(p).expanduser().resolve()) for p in images],
-            attempts=attempts,
-            mode=mode,
-            effort=effort,
-            models=models,
-            repo=repo.resolve(),
-            title=str(title),
+    async def _submit_reviews(self, spec: Submission, review: Any) -> OpResult:
+        """One review task per target (each its own group), resolved before any is created."""
+
+        def find(task_id: str) -> TaskRecord | None:
+            task = self._tasks.get(task_id)
+            return task.record if task is not None else None
+
+        resolved = await resolve_reviews(spec, review, find)
+        if isinstance(resolved, str):
+            return OpResult(False, resolved)
+        tasks = [
+            self._create_task(spec, 1, new_id("g"), spec.models[0], review=job) for job in resolved.reviews
+        ]
+        for task in tasks:
+            self._enqueue(task, task.record.prompt, [])
+        ids = [task.id for task in tasks]
+        return OpResult(
+            True, f"submitted {len(ids)} review(s)", {"task_ids": ids, "group_id": tasks[0].record.group_id}
         )
 
-    def _create_task(self, spec: _Submission, attempt: int, group_id: str, model: str) -> Task:
+    def _create_task(
+        self, spec: Submission, attempt: int, group_id: str, model: str, review: ReviewJob | None = None
+    ) -> Task:
         now = time.time()
+        target = review.target.to_dict() if review is not None else {}
         record = TaskRecord(
             id=new_id("t"),
-            title=spec.title,
-            prompt=spec.prompt,
-            repo=str(spec.repo),
+            title=f"Review: {review.target.label}" if review is not None else spec.title,
+            prompt=review.prompt if review is not None else spec.prompt,
+            repo=str(review.repo if review is not None else spec.repo),
             created=now,
             updated=now,
             images=spec.images,
@@ -544,6 +547,8 @@ class TaskManager:
             model=model,
             effort=spec.effort,
             provider=self.config.model_provider,
+            kind=spec.kind,
+            review_target=target,
         )
         task = Task(record, self._context())
         self._tasks[record.id] = task
@@ -562,6 +567,8 @@ class TaskManager:
                 "model": model,
                 "repo": record.repo,
                 "effort": record.effort,
+                "kind": record.kind,
+                **({"review_target": _public_target(target)} if target else {}),
             },
         )
         self._emit(record.id, THREAD_STARTED, {"thread_id": record.id})
@@ -668,7 +675,14 @@ class TaskManager:
         task = self._idle_task(op)
         branch = op.data.get("branch", False)
         branch_name = branch if isinstance(branch, str) and branch else op.data.get("branch_name")
-        return await task.apply(bool(branch), bool(op.data.get("dry_run", False)), branch_name)
+        dry_run, pr = bool(op.data.get("dry_run", False)), bool(op.data.get("pr", False))
+        return await handover.apply(
+            task, bool(branch), dry_run, branch_name, pr=pr, reviews=self._reviews_of(task.id)
+        )
+
+    def _reviews_of(self, task_id: str) -> list[TaskRecord]:
+        """The records of review tasks whose target is task `task_id`."""
+        return [t.record for t in self._tasks.values() if t.record.review_target.get("task_id") == task_id]
 
     async def _op_undo(self, op: Op) -> OpResult:
         return await self._idle_task(op).undo()
@@ -687,10 +701,32 @@ class TaskManager:
         mode = op.data.get("mode")
         if mode not in SANDBOX_MODES:
             return OpResult(False, f"mode '{mode}' is not one of {', '.join(SANDBOX_MODES)}")
+        if refusal := escalation_refusal(task.record.kind):
+            return OpResult(False, refusal)
         task.record.mode = str(mode)
         self.store.put(task.record, urgent=True)
         task.note(f"Mode for the next turn: {mode}.")
         return OpResult(True, f"mode {mode}")
+
+    async def _op_set_kind(self, op: Op) -> OpResult:
+        """Ask → Code (or back): the conversation stays; sandbox, tools and prompt follow the kind."""
+        task = self._idle_task(op)
+        kind = op.data.get("kind")
+        if kind not in ("code", "ask"):
+            return OpResult(False, f"kind '{kind}' is not code or ask")
+        if task.record.kind == "review":
+            return OpResult(False, "a review stays a review; fix a finding in a new task or a follow-up")
+        if task.record.kind == kind:
+            return OpResult(True, f"already a {kind} task")
+        await task.set_kind(str(kind), sandbox_mode_for(str(kind), self.config.sandbox_mode))
+        return OpResult(True, f"now a {kind} task")
+
+    async def _op_read_file(self, op: Op) -> OpResult:
+        return await handover.read_file(self._task(op), str(op.data.get("path") or ""))
+
+    async def _op_get_pr(self, op: Op) -> OpResult:
+        task = self._task(op)
+        return await handover.get_pr(task, self._reviews_of(task.id))
 
     async def prune(self, *, older_than_s: float = 0.0) -> dict[str, int]:
         """Delete the checkouts of finished tasks (not resumable ones) and stale sandbox containers."""
@@ -713,18 +749,9 @@ class TaskManager:
         return task
 
 
-@dataclass(slots=True)
-class _Submission:
-    """A validated OP_SUBMIT."""
-
-    prompt: str
-    images: list[str]
-    attempts: int
-    mode: str
-    effort: str
-    models: list[str]
-    repo: Path
-    title: str
+def _public_target(target: dict[str, Any]) -> dict[str, Any]:
+    """What front ends see of a review target: its type, label and reviewed task."""
+    return {key: target[key] for key in ("type", "label", "task_id") if target.get(key)}
 
 
 def unsaved_message(write_error: str) -> str:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,8 @@ from codex_tui.protocol import (
     COMPACTED,
     DIFF_UPDATED,
     ERROR,
-    ITEM_COMMAND,
     ITEM_COMPLETED,
-    ITEM_STARTED,
     NOTE,
-    OUTPUT_DELTA,
     SANDBOX_INFO,
     TASK_STATUS,
     TURN_COMPLETED,
@@ -41,10 +37,13 @@ from codex_tui.protocol import (
     OpResult,
 )
 from codex_tui.sandbox import disk
-from codex_tui.sandbox.base import ExecResult, OutputCallback, Sandbox, SandboxError, Stream
+from codex_tui.sandbox.base import SandboxError
 from codex_tui.sandbox.factory import SandboxRequest, create_sandbox, spec_from_config
+from codex_tui.tasks.kinds import ReviewSettler, escalation_refusal, output_schema_for, tools_for
 from codex_tui.tasks.store import Checkpoint, RolloutStore, TaskRecord
+from codex_tui.tasks.task_sandbox import SetupLog, WatchedSandbox
 from codex_tui.workspace.git import Workspace, WorkspaceError
+from codex_tui.workspace.review_target import ResolvedTarget
 
 EmitFn = Callable[[str, str, dict[str, Any]], None]
 """emit(task_id, event type, data): the manager stamps seq and time, fans out and persists."""
@@ -71,6 +70,8 @@ class TaskContext:
     """make_client(provider name) -> the shared client for that provider."""
     allow_non_git: bool = False
     on_status: Callable[[str, str], None] = field(default=lambda _tid, _status: None)
+    task_workspace: Callable[[str], Awaitable[Workspace]] | None = None
+    """task_workspace(task id) -> that task's opened checkout (the change a review task reviews)."""
 
 
 class TaskFailure(Exception):
@@ -85,7 +86,7 @@ class Task:
         self.ctx = ctx
         self.workspace: Workspace | None = None
         self.quota: disk.DiskQuota | None = None
-        self.sandbox: _WatchedSandbox | None = None
+        self.sandbox: WatchedSandbox | None = None
         self.sandbox_error = ""
         self.sandbox_mode: str = ""
         self.sandbox_started = False
@@ -161,23 +162,25 @@ class Task:
             )
             self.record.unsent = ""
             result = await self._run_agent_turn(text, images)
+            if self.record.kind == "review" and result.status == "completed":
+                result = await self._settle_review(result)
         except asyncio.CancelledError:
             await self._after_turn_io()
             raise
         except TaskFailure as exc:
             await self._after_turn_io()
-            await self._drop_sandbox()
+            await self.drop_sandbox()
             self.fail(str(exc))
             return
         except Exception as exc:  # any other failure ends the turn, never the manager
             await self._after_turn_io()
-            await self._drop_sandbox()
+            await self.drop_sandbox()
             self.fail(describe_error(exc))
             return
         self.record.tokens += result.usage.input_tokens + result.usage.output_tokens
         await self._after_turn_io()
         if self.sandbox_error:
-            await self._drop_sandbox()
+            await self.drop_sandbox()
             self.fail(f"{self.sandbox_error} — {RESUME_HINT}")
         elif result.status == "completed":
             self.set_status("ready")
@@ -185,7 +188,7 @@ class Task:
             self.note("Interrupted. Send a message to continue.", "warning")
             self.set_status("ready", "interrupted")
         else:
-            await self._drop_sandbox()
+            await self.drop_sandbox()
             self.fail(result.error or "the turn failed")
 
     async def _run_agent_turn(self, text: str, images: list[str]) -> TurnResult:
@@ -199,6 +202,27 @@ class Task:
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
+
+    async def _settle_review(self, result: TurnResult) -> TurnResult:
+        """Validate the reviewer's answer (one repair request), emit the review item, keep it."""
+        assert self.agent is not None and self.workspace is not None and self.sandbox is not None
+        agent = self.agent
+
+        async def repair(text: str) -> TurnResult:
+            return await agent.run_turn(text, [])
+
+        settler = ReviewSettler(
+            target=self.record.review_target,
+            workdir=self.sandbox.workdir,
+            checkout=self.workspace.path,
+            run_turn=repair,
+            note=lambda message, level: self.note(message, level),
+        )
+        result, item = await settler.settle(result, f"{self.id}-review-{self.record.turns}")
+        self.emit(ITEM_COMPLETED, {"item": item})
+        self.record.review = {key: value for key, value in item.items() if key != "id"}
+        self.ctx.store.put(self.record, urgent=True)
+        return result
 
     async def _watch_disk(self) -> None:
         assert self.quota is not None
@@ -226,7 +250,7 @@ class Task:
             self.set_status("starting")
         await self._ensure_workspace()
         if self.sandbox is not None and self.sandbox_mode != self.record.mode:
-            await self._drop_sandbox()
+            await self.drop_sandbox()
         if self.agent is None:
             await self._build_agent()
         if not self.sandbox_started:
@@ -242,7 +266,7 @@ class Task:
             raise TaskFailure(f"the sandbox failed: {exc} — {RESUME_HINT}") from None
         if alive:
             return False
-        await self._drop_sandbox()
+        await self.drop_sandbox()
         return True
 
     async def _ensure_workspace(self) -> None:
@@ -266,6 +290,8 @@ class Task:
 
     async def _create_workspace(self, source: Path, checkout: Path) -> Workspace:
         try:
+            if self.record.kind == "review":
+                return await self._create_review_workspace(source, checkout)
             return await Workspace.create(
                 source,
                 checkout,
@@ -279,6 +305,18 @@ class Task:
                 await disk.release(checkout, self._disks)
             self.quota = None
             raise
+
+    async def _create_review_workspace(self, source: Path, checkout: Path) -> Workspace:
+        """The checkout of the change under review: its diff is that change (see review_target)."""
+        target = ResolvedTarget.from_dict(self.record.review_target)
+        reviewed = None
+        if target.target.type == "task":
+            if self.ctx.task_workspace is None:
+                raise WorkspaceError("the reviewed task is not available here")
+            reviewed = await self.ctx.task_workspace(target.target.task_id)
+        return await Workspace.create_review(
+            source, checkout, self.id, target, reviewed=reviewed, title=self.record.title
+        )
 
     def _checkout_path(self) -> Path:
         return self.ctx.store.data_dir / "worktrees" / self.id
@@ -310,7 +348,7 @@ class Task:
             self.record.mode,  # type: ignore[arg-type]
             extra_ro_mounts=self.workspace.extra_ro_mounts,
         )
-        setup = _SetupLog(self)
+        setup = SetupLog(self.id, self.emit)
         request = SandboxRequest(
             backend=self.ctx.backend,
             repo=Path(self.record.repo),
@@ -325,7 +363,7 @@ class Task:
         setup.finish(failed=False)
         if note:
             self.note(note, "warning")
-        self.sandbox = _WatchedSandbox(sandbox, self._sandbox_failed)
+        self.sandbox = WatchedSandbox(sandbox, self._sandbox_failed)
         self.sandbox_error = ""
         self.sandbox_mode = self.record.mode
         self.sandbox_started = False
@@ -337,6 +375,8 @@ class Task:
             mode=self.record.mode,  # type: ignore[arg-type]
             shell_timeout_ms=cfg.shell_timeout_ms,
             home=cfg.home,
+            kind=self.record.kind,
+            output_schema=output_schema_for(self.record.kind),
         )
         try:
             client = self.ctx.make_client(self.record.provider)
@@ -353,6 +393,7 @@ class Task:
             cwd=self.workspace.path / self.workspace.subdir,
             history=history,
             on_files_changed=self.files_changed,
+            tools=tools_for(self.record.kind, self.record.mode, cfg.shell_timeout_ms),
         )
 
     def _sandbox_failed(self, exc: SandboxError) -> None:
@@ -387,7 +428,7 @@ class Task:
             },
         )
 
-    async def _drop_sandbox(self) -> None:
+    async def drop_sandbox(self) -> None:
         """Stop the sandbox and forget the agent (its history is saved); the next turn rebuilds both."""
         sandbox, self.sandbox = self.sandbox, None
         if self.agent is not None:
@@ -400,7 +441,7 @@ class Task:
 
     async def stop(self) -> None:
         """Release the sandbox (the checkout and the rollout stay; its own filesystem is unmounted)."""
-        await self._drop_sandbox()
+        await self.drop_sandbox()
         if not self.busy:
             await self._detach_disk()
 
@@ -410,6 +451,9 @@ class Task:
         """Ask the user (or the policy) whether an escalated command or patch may run."""
         request_id = f"ap-{next(_request_ids)}"
         self.emit(APPROVAL_REQUESTED, {"request_id": request_id, **data})
+        if refusal := escalation_refusal(self.record.kind):
+            self._resolved(request_id, "deny", refusal)
+            return "deny"
         if self.ctx.approval_policy == "never":
             self._resolved(request_id, "deny", "the approval policy is never")
             return "deny"
@@ -474,7 +518,7 @@ class Task:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await runner
-        await self._drop_sandbox()
+        await self.drop_sandbox()
         self.set_status("cancelled", "cancelled by the user")
 
     # --- diff, history -----------------------------------------------------------------------
@@ -545,7 +589,7 @@ class Task:
 
     async def remove_checkout(self) -> bool:
         """Delete this task's checkout (its rollout stays); False when it could not be removed."""
-        await self._drop_sandbox()
+        await self.drop_sandbox()
         path = Path(self.record.workspace)
         try:
             workspace = self.workspace or await Workspace.open(Path(self.record.repo), path, self.id)
@@ -569,26 +613,14 @@ class Task:
         data = {"patch": diff.patch, **diff.summary_dict()}
         return OpResult(True, f"+{diff.added} −{diff.removed}", data)
 
-    async def apply(self, branch: bool, dry_run: bool, branch_name: str | None = None) -> OpResult:
-        """Preflight, apply to the user's tree, or commit to the task's branch."""
-        workspace = await self.ensure_workspace()
-        if dry_run:
-            report = await workspace.preflight()
-        elif branch:
-            report = await workspace.commit_to_branch(branch_name)
-        else:
-            report = await workspace.apply_to_source()
-        data = dataclasses.asdict(report)
-        message = report.message or ("ok" if report.ok else "apply failed")
-        if dry_run:
-            return OpResult(report.ok, message, data)
-        if not report.ok:
-            self.note(message, "error")
-            return OpResult(False, message, data)
-        self.note(message)
-        await self._drop_sandbox()
-        self.set_status("applied", message)
-        return OpResult(True, message, data)
+    async def set_kind(self, kind: str, mode: str) -> None:
+        """Become a task of another kind (Ask → Code): the history is kept; the sandbox, the tools
+        and the prompt are rebuilt for the next turn."""
+        await self.drop_sandbox()
+        self.record.kind = kind
+        self.record.mode = mode
+        self.ctx.store.put(self.record, urgent=True)
+        self.note(f"This is now a {'Code' if kind == 'code' else 'Ask'} task (sandbox {mode}).")
 
     async def undo(self) -> OpResult:
         """Restore files and conversation to before the last turn."""
@@ -636,86 +668,3 @@ def describe_error(exc: BaseException) -> str:
     """A one-line message for an unexpected exception (type name when it has no text)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-class _WatchedSandbox:
-    """The task's sandbox as the agent sees it: the first SandboxError is reported to the task."""
-
-    def __init__(self, inner: Sandbox, on_error: Callable[[SandboxError], None]) -> None:
-        self.inner = inner
-        self.on_error = on_error
-        self.failed: SandboxError | None = None
-        self.backend = inner.backend
-        self.workdir = inner.workdir
-
-    async def start(self) -> None:
-        """Start the real sandbox."""
-        await self.inner.start()
-
-    async def exec(
-        self,
-        argv: list[str],
-        *,
-        cwd: str | None = None,
-        timeout_s: float = 10.0,
-        on_output: OutputCallback | None = None,
-        env: dict[str, str] | None = None,
-        escalated: bool = False,
-    ) -> ExecResult:
-        """Run in the real sandbox; a SandboxError (the sandbox itself died) is reported, then raised."""
-        if self.failed is not None:
-            raise SandboxError(f"the sandbox is gone ({self.failed})")
-        try:
-            return await self.inner.exec(
-                argv, cwd=cwd, timeout_s=timeout_s, on_output=on_output, env=env, escalated=escalated
-            )
-        except SandboxError as exc:
-            self.failed = exc
-            self.on_error(exc)
-            raise
-
-    async def stop(self) -> None:
-        """Stop the real sandbox."""
-        await self.inner.stop()
-
-    async def alive(self) -> bool:
-        """False once a command saw the sandbox die, else the real sandbox's answer."""
-        return self.failed is None and await self.inner.alive()
-
-    def describe(self) -> str:
-        """The real sandbox's description."""
-        return self.inner.describe()
-
-
-class _SetupLog:
-    """Shows a repository setup script's run as a command item (only if it actually runs)."""
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-        self.item_id = f"{task.id}-setup-{next(_request_ids)}"
-        self.started = False
-
-    def output(self, stream: Stream, data: bytes) -> None:
-        """Forward a chunk of the script's output (starting the item on the first one)."""
-        if not self.started:
-            self.started = True
-            self.task.emit(ITEM_STARTED, {"item": self._item("in_progress", None)})
-        text = data.decode("utf-8", errors="replace")
-        self.task.emit(OUTPUT_DELTA, {"item_id": self.item_id, "stream": stream, "text": text})
-
-    def finish(self, *, failed: bool) -> None:
-        """Complete the item when the script ran."""
-        if self.started:
-            self.task.emit(
-                ITEM_COMPLETED, {"item": self._item("failed" if failed else "completed", int(failed))}
-            )
-
-    def _item(self, status: str, exit_code: int | None) -> dict[str, Any]:
-        return {
-            "id": self.item_id,
-            "type": ITEM_COMMAND,
-            "command": "repository setup script",
-            "aggregated_output": "",
-            "exit_code": exit_code,
-            "status": status,
-        }

@@ -100,8 +100,10 @@ def _changed_files(host: HostGit, old: str, new: str) -> list[FileDiff]:
     return parse_raw_numstat(out)
 
 
-def commit_message(title: str, files: list[FileDiff]) -> str:
-    """`codex: <title>` and one line per changed file."""
+def commit_message(title: str, files: list[FileDiff], *, body: str | None = None) -> str:
+    """`codex: <title>` and one line per changed file; with a PR `body`, the PR's title and body."""
+    if body is not None:
+        return f"{one_line(title)}\n\n{body.strip()}\n" if body.strip() else f"{one_line(title)}\n"
     lines = [f"codex: {one_line(title)}", ""]
     for f in files:
         where = f"{f.old_path} -> {f.path}" if f.old_path else f.path

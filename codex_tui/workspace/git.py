@@ -26,7 +26,7 @@ import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_tui.boundary.identity import needs_chown, sandbox_ids
 from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath, remove_tree
@@ -46,6 +46,9 @@ from codex_tui.workspace.gitrun import (
 )
 from codex_tui.workspace.hostgit import MODE_EXEC, MODE_GITLINK, MODE_LINK, HostGit, Tree
 from codex_tui.workspace.snapshot import Snapshot, Snapshotter
+
+if TYPE_CHECKING:
+    from codex_tui.workspace.review_target import ResolvedTarget
 
 __all__ = [
     "BASE_CHECKPOINT",
@@ -119,6 +122,27 @@ class Workspace:
         return await asyncio.to_thread(
             _create_sync, Path(source), Path(dest), task_id, include_uncommitted, allow_non_git, title
         )
+
+    @classmethod
+    async def create_review(
+        cls,
+        source: Path,
+        dest: Path,
+        task_id: str,
+        target: ResolvedTarget,
+        *,
+        reviewed: Workspace | None = None,
+        title: str = "",
+    ) -> Workspace:
+        """Make a review checkout whose diff is the change `target` names (see review_target.py)."""
+        from codex_tui.workspace.review_target import create_review_sync  # it builds on this module
+
+        files = None
+        if reviewed is not None:
+            async with reviewed._lock:
+                files = (await asyncio.to_thread(reviewed._snapshot)).entries
+        args = (Path(source), Path(dest), task_id, target, reviewed, files, title)
+        return await asyncio.to_thread(create_review_sync, *args)
 
     @classmethod
     async def open(cls, source: Path, dest: Path, task_id: str) -> Workspace:
@@ -476,15 +500,21 @@ def clone_checkout(top: Path, dest: Path, config: dict[str, str]) -> None:
     head = rev_or_empty(top, "HEAD^{commit}")
     code, out, _err = run_git_code(top, "symbolic-ref", "-q", "--short", "HEAD")
     branch = out.decode().strip() if code == 0 else ""
-    settings = [arg for key, value in config.items() for arg in ("-c", f"{key}={value}")]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    run_git(dest.parent, "clone", "--quiet", "--shared", "--no-checkout", *settings, str(top), str(dest))
+    clone_shared(top, dest, config)
     if head and branch:
         run_git(dest, *_NO_HOOKS, "checkout", "--quiet", "-B", branch, head)
     elif head:
         run_git(dest, *_NO_HOOKS, "checkout", "--quiet", "--detach", head)
     else:
         run_git(dest, "symbolic-ref", "HEAD", f"refs/heads/{branch or 'main'}")
+
+
+def clone_shared(top: Path, dest: Path, config: dict[str, str]) -> None:
+    """`git clone --shared --no-checkout` of `top` at `dest` (no files yet, no hook run)."""
+    settings = [arg for key, value in config.items() for arg in ("-c", f"{key}={value}")]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    clone = ("clone", "--quiet", "--shared", "--no-checkout", *settings, str(top), str(dest))
+    run_git(dest.parent, *_NO_HOOKS, *clone)
 
 
 def copy_uncommitted(top: Path, dest: Path) -> list[str]:
