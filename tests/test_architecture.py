@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"models", "tools", "sandbox", "workspace"},
     {"agent"},
     {"tasks", "demo"},
-    {"exec", "tui", "cli", "__main__"},
+    {"exec", "tui", "cli", "cli_common", "cli_tasks", "__main__"},
 ]
 CORE = {
     "boundary",

@@ -124,3 +124,16 @@ def test_exec_ask_answers_without_changing_files(
     result = run_cli("exec", "--ask", "where is add?", "-C", str(git_repo), *flags, home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "calc.py:1-2" in result.stdout
+
+
+def test_tasks_list_and_show_tell_a_review_and_its_findings(
+    server: ScriptedServer, git_repo: Path, tmp_path: Path
+) -> None:
+    planted_bug(git_repo)
+    flags = provider_flags(server.base_url, "scripted:review-bug")
+    assert run_cli("review", "-C", str(git_repo), *flags, home=tmp_path).returncode == 0
+    listing = run_cli("tasks", "list", home=tmp_path).stdout
+    assert "[review] Review: uncommitted changes · incorrect, 1 P1, 1 P3" in listing
+    task_id = listing.split()[0]
+    shown = run_cli("tasks", "show", task_id, home=tmp_path).stdout
+    assert "Verdict: patch is incorrect" in shown and "calc.py:2" in shown
