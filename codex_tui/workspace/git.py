@@ -67,7 +67,7 @@ CHECKPOINT_PREFIX = "refs/codex/checkpoints/"
 BASE_CHECKPOINT = "base"
 """The checkpoint id of the starting snapshot: `restore("base")` undoes everything."""
 META_FILE = "workspace.json"
-_NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 _DIFF_OPTS = (
     "--no-color",
     "--no-ext-diff",
@@ -342,8 +342,8 @@ def _create_sync(
             clone_checkout(top, dest, {**IDENTITY, "gc.auto": "0"})
             if include_uncommitted:
                 copy_uncommitted(top, dest)
-            host = _host_git_for(top, state, dest)
-            tracked = _index_entries(dest)
+            host = host_git_for(top, state, dest)
+            tracked = index_entries(dest)
             head = rev_or_empty(dest, "HEAD^{commit}")
         meta = {
             "task_id": task_id,
@@ -353,12 +353,12 @@ def _create_sync(
             "subdir": subdir,
             "mounts": [str(p) for p in alternates_of(dest)],
         }
-        base = _record_base(host, dest, task_id, tracked, head)
-        _write_meta(state, meta)
+        base = snapshot_base(host, dest, task_id, tracked, head)
+        write_meta(state, meta)
         os.chmod(state, 0o700)
         hand_over(dest)
     except (WorkspaceError, OSError) as exc:
-        _discard(dest, existed)
+        discard_checkout(dest, existed)
         shutil.rmtree(state, ignore_errors=True)
         if isinstance(exc, OSError):
             raise WorkspaceError(f"cannot create the checkout at {dest}: {exc.strerror}") from None
@@ -377,7 +377,7 @@ def hand_over(checkout: Path) -> None:
             os.lchown(os.path.join(folder, name), uid, gid)
 
 
-def _host_git_for(top: Path, state: Path, checkout: Path) -> HostGit:
+def host_git_for(top: Path, state: Path, checkout: Path) -> HostGit:
     """The task's host git directory, borrowing the user's objects, with their ignore rules copied.
 
     The checkout's own git gets the same rules (`info/exclude` plus the global excludes file), so
@@ -409,7 +409,7 @@ def _default_excludes() -> str:
     return path if os.path.isfile(path) else ""
 
 
-def _index_entries(checkout: Path) -> Tree:
+def index_entries(checkout: Path) -> Tree:
     """The paths of the fresh checkout's index (HEAD plus staged files): tracked, so never ignored."""
     entries: Tree = {}
     for item in split_z(run_git(checkout, "ls-files", "-s", "-z")):
@@ -419,7 +419,7 @@ def _index_entries(checkout: Path) -> Tree:
     return entries
 
 
-def _record_base(host: HostGit, checkout: Path, task_id: str, tracked: Tree, head: str) -> Tree:
+def snapshot_base(host: HostGit, checkout: Path, task_id: str, tracked: Tree, head: str) -> Tree:
     """Snapshot the new checkout as the starting point (`refs/codex/base`); returns its entries."""
     known: set[str] = set()
     if head:
@@ -432,7 +432,8 @@ def _record_base(host: HostGit, checkout: Path, task_id: str, tracked: Tree, hea
     return snapshot.entries
 
 
-def _write_meta(state: Path, meta: dict[str, Any]) -> None:
+def write_meta(state: Path, meta: dict[str, Any]) -> None:
+    """Write the task's `workspace.json` into its state folder (atomically)."""
     tmp = state / (META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1))
     os.replace(tmp, state / META_FILE)
@@ -502,9 +503,9 @@ def clone_checkout(top: Path, dest: Path, config: dict[str, str]) -> None:
     branch = out.decode().strip() if code == 0 else ""
     clone_shared(top, dest, config)
     if head and branch:
-        run_git(dest, *_NO_HOOKS, "checkout", "--quiet", "-B", branch, head)
+        run_git(dest, *NO_HOOKS, "checkout", "--quiet", "-B", branch, head)
     elif head:
-        run_git(dest, *_NO_HOOKS, "checkout", "--quiet", "--detach", head)
+        run_git(dest, *NO_HOOKS, "checkout", "--quiet", "--detach", head)
     else:
         run_git(dest, "symbolic-ref", "HEAD", f"refs/heads/{branch or 'main'}")
 
@@ -514,7 +515,7 @@ def clone_shared(top: Path, dest: Path, config: dict[str, str]) -> None:
     settings = [arg for key, value in config.items() for arg in ("-c", f"{key}={value}")]
     dest.parent.mkdir(parents=True, exist_ok=True)
     clone = ("clone", "--quiet", "--shared", "--no-checkout", *settings, str(top), str(dest))
-    run_git(dest.parent, *_NO_HOOKS, *clone)
+    run_git(dest.parent, *NO_HOOKS, *clone)
 
 
 def copy_uncommitted(top: Path, dest: Path) -> list[str]:
@@ -662,7 +663,8 @@ def alternates_of(checkout: Path) -> list[Path]:
 # --- small helpers ----------------------------------------------------------------------------
 
 
-def _discard(dest: Path, existed: bool) -> None:
+def discard_checkout(dest: Path, existed: bool) -> None:
+    """Undo a failed creation: remove what was made at `dest` (only its contents if it existed)."""
     if not dest.exists():
         return
     if existed:

@@ -36,23 +36,23 @@ from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath
 from codex_tui.boundary.terminal import strip_controls
 from codex_tui.protocol import REVIEW_TARGETS
 from codex_tui.workspace.git import (
-    _NO_HOOKS,
     BASE_REF,
+    NO_HOOKS,
     Workspace,
-    _discard,
-    _host_git_for,
-    _index_entries,
-    _record_base,
-    _write_meta,
     alternates_of,
     check_destination,
     clone_checkout,
     clone_shared,
     copy_uncommitted,
+    discard_checkout,
     find_repo,
     hand_over,
+    host_git_for,
+    index_entries,
     restore_files,
+    snapshot_base,
     state_dir_for,
+    write_meta,
 )
 from codex_tui.workspace.gitrun import (
     IDENTITY,
@@ -311,11 +311,11 @@ def create_review_sync(
             "mounts": [str(p) for p in alternates_of(dest)],
             "review_target": target.to_dict(),
         }
-        _write_meta(state, meta)
+        write_meta(state, meta)
         os.chmod(state, 0o700)
         hand_over(dest)
     except (WorkspaceError, OSError, UnsafePath) as exc:
-        _discard(dest, existed)
+        discard_checkout(dest, existed)
         shutil.rmtree(state, ignore_errors=True)
         if isinstance(exc, OSError):
             raise WorkspaceError(f"cannot create the review checkout at {dest}: {exc.strerror}") from None
@@ -327,8 +327,8 @@ def create_review_sync(
 
 def _build_uncommitted(top: Path, dest: Path, state: Path, task_id: str) -> tuple[HostGit, Tree]:
     clone_checkout(top, dest, _CHECKOUT_CONFIG)
-    host = _host_git_for(top, state, dest)
-    base = _record_base(host, dest, task_id, _index_entries(dest), rev_or_empty(dest, "HEAD^{commit}"))
+    host = host_git_for(top, state, dest)
+    base = snapshot_base(host, dest, task_id, index_entries(dest), rev_or_empty(dest, "HEAD^{commit}"))
     copy_uncommitted(top, dest)
     return host, base
 
@@ -340,8 +340,8 @@ def _build_base(
         raise WorkspaceError(f"the review of {target.label} was not resolved (no merge base)")
     clone_shared(top, dest, _CHECKOUT_CONFIG)
     _switch(dest, target.base_sha)
-    host = _host_git_for(top, state, dest)
-    base = _record_base(host, dest, task_id, _index_entries(dest), target.base_sha)
+    host = host_git_for(top, state, dest)
+    base = snapshot_base(host, dest, task_id, index_entries(dest), target.base_sha)
     code, out, _err = run_git_code(top, "symbolic-ref", "-q", "--short", "HEAD")
     _switch(dest, target.head_sha, branch=out.decode().strip() if code == 0 else "")
     copy_uncommitted(top, dest)
@@ -356,9 +356,9 @@ def _build_commit(
     clone_shared(top, dest, _CHECKOUT_CONFIG)
     if target.base_sha:
         _switch(dest, target.base_sha)
-    host = _host_git_for(top, state, dest)
-    tracked = _index_entries(dest) if target.base_sha else {}
-    base = _record_base(host, dest, task_id, tracked, target.base_sha)
+    host = host_git_for(top, state, dest)
+    tracked = index_entries(dest) if target.base_sha else {}
+    base = snapshot_base(host, dest, task_id, tracked, target.base_sha)
     _switch(dest, target.head_sha)
     return host, base
 
@@ -367,7 +367,7 @@ def _build_task(
     top: Path, dest: Path, state: Path, task_id: str, reviewed: Workspace, files: Tree
 ) -> tuple[HostGit, Tree]:
     clone_shared(top, dest, _CHECKOUT_CONFIG)
-    host = _host_git_for(top, state, dest)
+    host = host_git_for(top, state, dest)
     return host, _task_before_then_after(dest, host, task_id, reviewed, files)
 
 
@@ -379,7 +379,7 @@ def _build_plain_task(
     object_format = reviewed.host.object_format
     run_git(
         dest,
-        *_NO_HOOKS,
+        *NO_HOOKS,
         "-c",
         "init.defaultBranch=main",
         "init",
@@ -402,7 +402,7 @@ def _task_before_then_after(
     start = _commit_entries(dest, host, reviewed.host, before, parent, message)
     _switch(dest, start)
     head = parent if parent and host.rev(f"{parent}^{{commit}}") else ""
-    base = _record_base(host, dest, task_id, _index_entries(dest), head)
+    base = snapshot_base(host, dest, task_id, index_entries(dest), head)
     with CheckoutRoot(dest) as root:
         restore_files(root, reviewed.host, base, files)
     return base
@@ -450,4 +450,4 @@ def _missing_objects(repo: Path, shas: list[str]) -> list[str]:
 def _switch(dest: Path, commit: str, *, branch: str = "") -> None:
     """Check out `commit` in the fresh checkout (on `branch`, else detached), hooks off."""
     where = ("-B", branch) if branch else ("--detach",)
-    run_git(dest, *_NO_HOOKS, "checkout", "--quiet", "--force", *where, commit)
+    run_git(dest, *NO_HOOKS, "checkout", "--quiet", "--force", *where, commit)
