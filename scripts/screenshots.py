@@ -4,7 +4,9 @@
     python scripts/screenshots.py --record-session tests/data/demo_session.json
 
 Shots: three tasks running, the approval dialog, the diff pane, the sandbox log, the to-do list,
-the compare view of two attempts, and the main view in two more themes. PNGs need rsvg-convert.
+the compare view of two attempts, the main view in two more themes, then (scripted reviewer and
+Ask answer of the demo) the Review pane, the compare view with verdicts, an Ask answer and the
+read-only file viewer at a cited line. PNGs need rsvg-convert.
 
 --record-session runs the demo through the task manager alone (approvals granted) and saves its
 events and final patches, with ids, times and temporary paths made stable: the snapshot tests
@@ -45,6 +47,10 @@ from codex_tui.tasks.manager import TaskManager  # noqa: E402
 from codex_tui.tui.app import CodexApp  # noqa: E402
 from codex_tui.tui.screens.approval import ApprovalScreen  # noqa: E402
 from codex_tui.tui.screens.compare import CompareScreen  # noqa: E402
+from codex_tui.tui.screens.file_viewer import FileViewerScreen  # noqa: E402
+from codex_tui.tui.widgets.composer import Composer  # noqa: E402
+from codex_tui.tui.widgets.file_viewer import FileView  # noqa: E402
+from codex_tui.tui.widgets.review_pane import ReviewPane  # noqa: E402
 
 
 class Shooter:
@@ -150,6 +156,62 @@ async def take_all(app: CodexApp, pilot: Pilot[int], shots: Shooter) -> None:
         app.theme = theme
         await pilot.pause(0.5)
         shots.shoot(f"main-{theme}")
+    app.theme = "codex-dark"
+    await review_shots(app, pilot, shots, attempt.id)
+    await ask_shots(app, pilot, shots)
+
+
+async def review_shots(app: CodexApp, pilot: Pilot[int], shots: Shooter, attempt_id: str) -> None:
+    """Review both attempts from the compare view, then show a review and the verdicts."""
+    state = app.state
+    app.goto_task(attempt_id)
+    await pilot.pause(0.3)
+    await pilot.press("f7")
+    await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), 20, "the compare view")
+    before = set(state.tasks)
+    await pilot.press("v")
+
+    def reviews() -> list[Any]:
+        return [t for t in state.visible_tasks() if t.id not in before and t.kind == "review"]
+
+    await wait_for(pilot, lambda: len(reviews()) >= 2, 30, "the review tasks")
+    await wait_for(pilot, lambda: all(t.review is not None for t in reviews()), 120, "the reviews")
+    await pilot.pause(1.0)
+    shots.shoot("compare-reviews")
+    await pilot.press("escape")
+    app.goto_task(reviews()[0].id)
+    await pilot.pause(0.3)
+    await pilot.press("f8")
+    pane = app.main_widget(ReviewPane)
+    await wait_for(pilot, lambda: pane.review is not None, 20, "the Review pane")
+    pane.findings_list.focus()
+    await pilot.pause(0.5)
+    shots.shoot("review")
+
+
+async def ask_shots(app: CodexApp, pilot: Pilot[int], shots: Shooter) -> None:
+    """Ask a question, then open the file it cites."""
+    state = app.state
+    before = set(state.tasks)
+    app.action_new_task()
+    app.review_ui.set_kind("ask")
+    composer = app.main_widget(Composer)
+    composer.area.insert("Where are words counted, and what counts as a word?")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: set(state.tasks) - before, 20, "the Ask task")
+    (task_id,) = set(state.tasks) - before
+    await wait_for(pilot, lambda: state.tasks[task_id].status == "ready", 60, "the answer")
+    app.goto_task(task_id)
+    await pilot.press("f2")
+    await pilot.pause(1.0)
+    shots.shoot("ask")
+    app.action_open_citation("cite:textkit/stats.py:13-15")
+    await wait_for(pilot, lambda: isinstance(app.screen, FileViewerScreen), 20, "the file viewer")
+    view = app.screen.query_one(FileView)
+    await wait_for(pilot, lambda: bool(view.spans), 20, "the highlighted file")
+    await pilot.pause(0.3)
+    shots.shoot("file-viewer")
+    await pilot.press("escape")
 
 
 async def record_session(path: Path) -> None:

@@ -44,7 +44,7 @@ def test_every_listed_command_is_accepted() -> None:
 
 
 def test_slash_completion_offers_names_then_choices() -> None:
-    assert complete_slash("/co") == ["/compact"]
+    assert complete_slash("/com") == ["/compact"]
     assert complete_slash("/mo") == ["/mode ", "/model "]
     assert complete_slash("/mode r") == ["/mode read-only"]
     assert complete_slash("/theme e", ["glacier", "ember"]) == ["/theme ember"]

@@ -31,9 +31,13 @@ from codex_tui import protocol as p
 from codex_tui.boundary.terminal import strip_controls
 from codex_tui.config import Config
 from codex_tui.tui.bindings import APP_BINDINGS, unknown_keymap_ids
+from codex_tui.tui.citations import parse_href
 from codex_tui.tui.commands import CodexCommands, PaletteEntry, SlashCommand, SlashError, parse_slash
+from codex_tui.tui.compare_ui import CompareController
 from codex_tui.tui.gc_policy import tune_gc_for_streaming
 from codex_tui.tui.log_feed import feed_log
+from codex_tui.tui.palette import PANES, palette_actions
+from codex_tui.tui.review_ui import ReviewAskController
 from codex_tui.tui.screens.approval import ApprovalScreen
 from codex_tui.tui.screens.compare import CompareScreen
 from codex_tui.tui.screens.help import HelpScreen, help_markdown
@@ -44,21 +48,13 @@ from codex_tui.tui.widgets.chat_view import ChatView
 from codex_tui.tui.widgets.composer import Composer
 from codex_tui.tui.widgets.diff_view import DiffView
 from codex_tui.tui.widgets.plan_view import PlanView
+from codex_tui.tui.widgets.review_pane import ReviewPane
 from codex_tui.tui.widgets.sandbox_log import SandboxLog
 from codex_tui.tui.widgets.status_bar import StatusBar, StatusInfo
 from codex_tui.tui.widgets.task_list import TaskList, TaskRow
 
 FLUSH_HZ = 30
 DIFF_DEBOUNCE_S = 0.25
-PANES = ("chat", "todo", "diff", "log")
-DIFF_PALETTE = (
-    ("toggle_split", "split / unified"),
-    ("next_hunk", "next hunk"),
-    ("prev_hunk", "previous hunk"),
-    ("next_file", "next file"),
-    ("prev_file", "previous file"),
-)
-LOG_PALETTE = (("follow", "follow the end"), ("scroll_home", "go to the top"))
 REPORTED_OPS = {p.OP_APPLY: "Apply", p.OP_UNDO: "Undo", p.OP_COMPACT: "Compact", p.OP_CANCEL: "Cancel"}
 """Operations whose success message is worth a toast."""
 Clock = Callable[[], float]
@@ -114,6 +110,8 @@ class CodexApp(App[int]):
         self.stopped_by: signal.Signals | None = None
         """The SIGTERM or SIGHUP that closed the app, if one did."""
         self._restore_signals: Callable[[], None] = lambda: None
+        self.review_ui = ReviewAskController(self)
+        self.compare_ui = CompareController(self)
         self._load_themes()
         self.set_keymap(dict(config.keymap))
 
@@ -139,6 +137,8 @@ class CodexApp(App[int]):
                     yield DiffView(id="diff-view")
                 with TabPane("Log", id="log"):
                     yield SandboxLog(id="log-view")
+                with TabPane("Review", id="review"):
+                    yield ReviewPane(id="review-view")
         yield Composer(self.repo, id="composer")
         yield StatusBar(id="status")
         yield Footer()
@@ -154,7 +154,8 @@ class CodexApp(App[int]):
         composer = self.main_widget(Composer)
         composer.set_theme_names(sorted(self.available_themes))
         composer.area.focus()
-        self._update_target()
+        self.review_ui.sync_review_tab(None)
+        self.refresh_target()
         self._update_status()
         self.set_interval(1 / FLUSH_HZ, self._flush_inbox, name="flush")
         if self.show_elapsed:
@@ -188,7 +189,7 @@ class CodexApp(App[int]):
         self._unsubscribe = self.source.subscribe(self._on_event, replay=True)
         self.source_ready.set()
         for op in self.initial_ops:
-            await self._send(op, select=False)
+            await self.send(op, select=False)
 
     async def on_unmount(self) -> None:
         """Unsubscribe and close the manager (tasks stay resumable)."""
@@ -290,13 +291,10 @@ class CodexApp(App[int]):
         if self.selected_id in changed or self._pane_rev is None:
             await self._render_selected()
         self._update_status()
-        self._update_target()
+        self.refresh_target()
         self._show_next_approval()
         if isinstance(self.screen, CompareScreen):
-            compared = [self.state.tasks[i] for i in self.screen.task_ids if i in changed]
-            self.screen.update_tasks(compared)
-            for task in compared:
-                self._refresh_compare_diff(task)
+            self.compare_ui.refresh(self.screen, changed)
 
     def _tick(self) -> None:
         if any(t.active for t in self.state.visible_tasks()):
@@ -352,16 +350,21 @@ class CodexApp(App[int]):
         task = self.selected_task()
         if task is None:
             return
+        self.review_ui.sync_review_tab(task)
         pane = self.active_pane()
         self._pane_rev = (task.id, task.rev)
-        if pane == "chat":
+        if pane == "review":
+            self.review_ui.render_review(task)
+        elif pane == "chat":
             await self.main_widget(ChatView).show_blocks(task.id, task.blocks)
         elif pane == "todo":
             self.main_widget(PlanView).show_plan(task.todos, task.todo_explanation)
         elif pane == "log":
             await self._render_log(task)
-        elif pane == "diff" and self._diff_key != (task.id, task.diff_rev):
-            self._schedule_diff(task)
+        elif pane == "diff":
+            self.review_ui.prepare_diff(task)
+            if self._diff_key != (task.id, task.diff_rev):
+                self._schedule_diff(task)
 
     async def _render_log(self, task: TaskModel) -> None:
         if self._log_task != task.id:
@@ -409,7 +412,7 @@ class CodexApp(App[int]):
         )
         self.main_widget(StatusBar).show(info)
 
-    def _update_target(self) -> None:
+    def refresh_target(self) -> None:
         task = self.selected_task()
         if self.new_task_mode or task is None:
             extra = f" ×{self.next_attempts}" if self.next_attempts > 1 else ""
@@ -419,7 +422,8 @@ class CodexApp(App[int]):
             label = f"Steer · {task.title}"
         else:
             label = f"Follow up · {task.title}"
-        self.main_widget(Composer).set_target(label)
+        new_task = self.new_task_mode or task is None
+        self.main_widget(Composer).set_target(self.review_ui.target_label(label, task, new_task))
 
     def _select(self, task_id: str) -> None:
         if task_id == self.selected_id:
@@ -428,7 +432,7 @@ class CodexApp(App[int]):
         self.new_task_mode = False
         self._pane_rev = None
         self.main_widget(TaskList).select_task(task_id)
-        self._update_target()
+        self.refresh_target()
         self._update_status()
 
     # --- approvals -----------------------------------------------------------------------------
@@ -457,14 +461,14 @@ class CodexApp(App[int]):
             if decision:
                 self._answered.add((approval.task_id, approval.request_id))
                 data = {"request_id": approval.request_id, "decision": decision}
-                self._send_soon(p.Op(p.OP_APPROVE, approval.task_id, data))
+                self.send_soon(p.Op(p.OP_APPROVE, approval.task_id, data))
             self.call_later(self._show_next_approval)
 
         self.push_screen(ApprovalScreen(approval, task.title), decided)
 
     # --- operations out ------------------------------------------------------------------------
 
-    async def _send(self, op: p.Op, *, select: bool = True) -> p.OpResult:
+    async def send(self, op: p.Op, *, select: bool = True) -> p.OpResult:
         """Send one operation; failures become a toast."""
         await self.source_ready.wait()
         try:
@@ -491,15 +495,15 @@ class CodexApp(App[int]):
         else:
             self.set_timer(1 / FLUSH_HZ, lambda: self._select_when_known(task_id))
 
-    def _send_soon(self, op: p.Op) -> None:
-        self.run_worker(self._send(op), group="ops", exit_on_error=False)
+    def send_soon(self, op: p.Op) -> None:
+        self.run_worker(self.send(op), group="ops", exit_on_error=False)
 
     def _task_op(self, op_type: str, data: dict[str, Any] | None = None) -> bool:
         task = self.selected_task()
         if task is None:
             self.notify("No task selected", severity="warning")
             return False
-        self._send_soon(p.Op(op_type, task.id, data or {}))
+        self.send_soon(p.Op(op_type, task.id, data or {}))
         return True
 
     def submit_prompt(self, text: str, images: list[Path], *, new_task: bool = False) -> None:
@@ -508,16 +512,17 @@ class CodexApp(App[int]):
         paths = [str(i) for i in images]
         if new_task or self.new_task_mode or task is None:
             data: dict[str, Any] = {"prompt": text, "images": paths, "attempts": self.next_attempts}
+            data.update(self.review_ui.submit_kind())
             if self.next_mode:
                 data["mode"] = self.next_mode
             if self.next_model:
                 data["model"] = self.next_model
             self.new_task_mode = False
             self.next_attempts = 1
-            self._send_soon(p.Op(p.OP_SUBMIT, "", data))
+            self.send_soon(p.Op(p.OP_SUBMIT, "", data))
         else:
-            self._send_soon(p.Op(p.OP_USER_MESSAGE, task.id, {"text": text, "images": paths}))
-        self._update_target()
+            self.send_soon(p.Op(p.OP_USER_MESSAGE, task.id, {"text": text, "images": paths}))
+        self.refresh_target()
 
     @on(Composer.Submitted)
     def _composer_submitted(self, event: Composer.Submitted) -> None:
@@ -537,6 +542,8 @@ class CodexApp(App[int]):
     def _task_selected(self, event: TaskList.Selected) -> None:
         if not self.screen_stack or not self.screen_stack[0].is_attached:
             return
+        if self.main_widget(TaskList).selected_id not in (None, event.task_id):
+            return  # stale: the list moved on since (programmatic selections post these too)
         self._select(event.task_id)
         self.call_later(self._render_selected)
 
@@ -578,14 +585,18 @@ class CodexApp(App[int]):
             self.action_set_model(arg)
         elif name == "theme":
             self.set_theme(arg)
-        self._update_target()
+        elif name == "review":
+            self.review_ui.review_command(command)
+        elif name in ("ask", "code"):
+            self.review_ui.kind_command(command)
+        self.refresh_target()
         self._update_status()
 
     def action_set_attempts(self, attempts: int) -> None:
         """The next new task runs this many attempts side by side (1–4)."""
         self.next_attempts = max(1, min(4, int(attempts)))
         self.new_task_mode = True
-        self._update_target()
+        self.refresh_target()
         self.notify(f"The next new task runs {self.next_attempts} attempt(s)")
 
     def action_set_mode(self, mode: str) -> None:
@@ -596,8 +607,8 @@ class CodexApp(App[int]):
         self.next_mode = mode
         task = self.selected_task()
         if task is not None and not self.new_task_mode:
-            self._send_soon(p.Op(p.OP_SET_MODE, task.id, {"mode": mode}))
-        self._update_target()
+            self.send_soon(p.Op(p.OP_SET_MODE, task.id, {"mode": mode}))
+        self.refresh_target()
         self._update_status()
         self.notify(f"Mode: {mode}")
 
@@ -605,7 +616,7 @@ class CodexApp(App[int]):
         """Model of the next new tasks; without a name, say which models are in use."""
         if model:
             self.next_model = model
-            self._update_target()
+            self.refresh_target()
             self.notify(f"New tasks use model {model}", title="Model")
             return
         task = self.selected_task()
@@ -636,17 +647,61 @@ class CodexApp(App[int]):
             "select_task",
             "focus_tasks",
             "focus_composer",
+            "do_it",
+            "review",
+            "toggle_ask",
         }
     )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Task actions only on the main screen (not under a dialog or the compare view)."""
-        return not (action in self.MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0])
+        if action in self.MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:
+            return False
+        if action == "do_it":
+            return self.review_ui.can_do_it()
+        if action == "show_pane" and parameters == ("review",):
+            task = self.selected_task()
+            return task is not None and task.kind == "review"
+        return True
+
+    def action_toggle_ask(self) -> None:
+        """Switch the next new task between Code and Ask."""
+        self.review_ui.toggle_ask()
+
+    def action_do_it(self) -> None:
+        """Ask task → Code task that makes the change it described."""
+        self.review_ui.do_it()
+
+    def action_review(self) -> None:
+        """Pick what to review and start a review task."""
+        self.review_ui.open_picker()
+
+    def action_open_citation(self, href: str) -> None:
+        """Open a cited `path:line` of the selected task in the file viewer."""
+        citation = parse_href(href)
+        if citation is not None:
+            self.review_ui.open_citation(citation)
+
+    @on(ChatView.CitationClicked)
+    def _citation_clicked(self, event: ChatView.CitationClicked) -> None:
+        self.review_ui.open_citation(event.citation)
+
+    @on(ReviewPane.FindingChosen)
+    def _finding_chosen(self, event: ReviewPane.FindingChosen) -> None:
+        self.review_ui.show_finding(event.finding)
+
+    @on(ReviewPane.FixRequested)
+    def _fix_requested(self, event: ReviewPane.FixRequested) -> None:
+        self.review_ui.fix_finding(event.finding)
+
+    @on(CompareScreen.ReviewRequested)
+    def _review_attempts(self, event: CompareScreen.ReviewRequested) -> None:
+        self.review_ui.review_attempts(event.task_ids)
 
     def action_new_task(self) -> None:
         """The next message starts a new task."""
         self.new_task_mode = True
-        self._update_target()
+        self.refresh_target()
         self.main_widget(Composer).area.focus()
 
     def action_interrupt(self) -> None:
@@ -656,11 +711,11 @@ class CodexApp(App[int]):
             return
         if self.new_task_mode:
             self.new_task_mode = False
-            self._update_target()
+            self.refresh_target()
             return
         task = self.selected_task()
         if task is not None and (task.active or task.status == "queued"):
-            self._send_soon(p.Op(p.OP_INTERRUPT, task.id))
+            self.send_soon(p.Op(p.OP_INTERRUPT, task.id))
             self.notify(f"Interrupting {task.title}")
 
     def action_show_pane(self, pane: str) -> None:
@@ -724,7 +779,7 @@ class CodexApp(App[int]):
         self.run_worker(self._archive(task.id), group="ops", exit_on_error=False)
 
     async def _archive(self, task_id: str) -> None:
-        result = await self._send(p.Op(p.OP_ARCHIVE, task_id))
+        result = await self.send(p.Op(p.OP_ARCHIVE, task_id))
         if result.ok:
             self.state.hidden.add(task_id)
             if self.selected_id == task_id:
@@ -754,48 +809,7 @@ class CodexApp(App[int]):
 
     def action_compare(self) -> None:
         """Compare the attempts of the selected task (or the latest tasks) side by side."""
-        tasks = self.compare_candidates()
-        if len(tasks) < 2:
-            self.notify("Nothing to compare: run a task with /attempts 2 or more", severity="warning")
-            return
-        self.run_worker(self._open_compare(tasks), group="compare", exclusive=True, exit_on_error=False)
-
-    def compare_candidates(self) -> list[TaskModel]:
-        """The selected task's attempts, or else the four most recent tasks."""
-        if self.selected_id is None:
-            return []
-        group = self.state.group(self.selected_id)
-        if len(group) >= 2:
-            return group[:4]
-        return self.state.visible_tasks()[-4:]
-
-    async def _open_compare(self, tasks: list[TaskModel]) -> None:
-        results = await asyncio.gather(*(self.source.submit(p.Op(p.OP_GET_DIFF, t.id)) for t in tasks))
-        patches = {
-            t.id: str(r.data.get("patch") or "") if r.ok else "" for t, r in zip(tasks, results, strict=True)
-        }
-        pane = self.active_pane() if self.active_pane() in ("diff", "log") else "diff"
-        screen = CompareScreen(tasks, patches, pane=pane)
-        self._compare_diff_revs = {t.id: t.diff_rev for t in tasks}
-        await self.push_screen(screen, self._compare_done)
-
-    def _compare_done(self, task_id: str | None) -> None:
-        if task_id:
-            self._select(task_id)
-            self._send_soon(p.Op(p.OP_APPLY, task_id, {"branch": False, "dry_run": False}))
-
-    def _refresh_compare_diff(self, task: TaskModel) -> None:
-        revs = getattr(self, "_compare_diff_revs", {})
-        if revs.get(task.id) == task.diff_rev:
-            return
-        revs[task.id] = task.diff_rev
-
-        async def load() -> None:
-            result = await self.source.submit(p.Op(p.OP_GET_DIFF, task.id))
-            if result.ok and isinstance(self.screen, CompareScreen):
-                self.screen.set_patch(task.id, str(result.data.get("patch") or ""))
-
-        self.run_worker(load(), exit_on_error=False)
+        self.compare_ui.open()
 
     def set_theme(self, name: str) -> bool:
         """Switch theme now (remembered by _remember_theme)."""
@@ -821,46 +835,7 @@ class CodexApp(App[int]):
 
     def palette_actions(self) -> list[tuple[str, str, str]]:
         """(title, help, action) for every action: the same action strings the key bindings run."""
-        rows: list[tuple[str, str, str]] = [
-            ("New task", "start a new task with the composer", "new_task"),
-            ("Interrupt task", "stop the selected task's turn", "interrupt"),
-            ("Cancel task", "cancel the selected task", "cancel"),
-            ("Retry task", "run the selected task again", "retry"),
-            ("Archive task", "hide the selected task", "archive"),
-            ("Apply diff", "apply the selected task's diff to your working tree", "apply"),
-            ("Apply to branch", "commit the diff to the task's branch", "branch"),
-            ("Undo last turn", "restore files and conversation", "undo"),
-            ("Compact context", "summarise the history", "compact"),
-            ("Compare attempts", "side-by-side view", "compare"),
-            ("Maximise pane", "toggle the current pane full screen", "toggle_maximize"),
-            ("Previous task", "select the task above", "select_task(-1)"),
-            ("Next task", "select the task below", "select_task(1)"),
-            ("Focus task list", "keys c / r / a cancel, retry, archive", "focus_tasks"),
-            ("Focus composer", "type a prompt or a /command", "focus_composer"),
-            ("Status", "model, mode, context, tokens", "status"),
-            ("Model", "which models are in use", "set_model"),
-            ("Help", "keys and slash commands", "help"),
-            ("Quit", "leave codex-tui (tasks are saved)", "quit"),
-        ]
-        for pane, label in zip(PANES, ("Chat", "To-do", "Diff", "Log"), strict=True):
-            rows.append((f"Show {label} pane", f"pane {pane}", f"show_pane({pane!r})"))
-        for action, title in DIFF_PALETTE:
-            rows.append((f"Diff: {title}", "in the diff pane", f"pane_key('diff', {action!r})"))
-        for action, title in LOG_PALETTE:
-            rows.append((f"Log: {title}", "in the sandbox log pane", f"pane_key('log', {action!r})"))
-        for mode in p.SANDBOX_MODES:
-            rows.append((f"Mode: {mode}", "sandbox mode of the selected/next task", f"set_mode({mode!r})"))
-        for attempts in range(1, 5):
-            rows.append((f"Attempts: {attempts}", "for the next new task", f"set_attempts({attempts})"))
-        for model in self.known_models():
-            rows.append((f"Model: {model}", "for the next new tasks", f"set_model({model!r})"))
-        for task in self.state.visible_tasks():
-            rows.append(
-                (f"Switch to task: {task.title}", f"{task.status} · {task.id}", f"goto_task({task.id!r})")
-            )
-        for name in sorted(self.available_themes):
-            rows.append((f"Theme: {name}", "switch theme (remembered)", f"set_theme({name!r})"))
-        return rows
+        return palette_actions(self)
 
     def palette_entries(self) -> list[PaletteEntry]:
         """Every action for the command palette (Ctrl+P)."""

@@ -15,6 +15,13 @@ APP_BINDINGS: list[BindingType] = [
         "f6", "toggle_maximize", "Maximise", id="view.maximize", priority=True, tooltip="Maximise the pane"
     ),
     Binding("f7", "compare", "Compare", id="view.compare", priority=True, tooltip="Attempts side by side"),
+    Binding("f8", "show_pane('review')", "Review", id="pane.review", priority=True, tooltip="The review"),
+    Binding(
+        "ctrl+o", "toggle_ask", "Ask/Code", id="composer.toggle_ask", priority=True, tooltip="Ask or Code"
+    ),
+    Binding(
+        "f9", "do_it", "Now do it", id="task.do_it", priority=True, tooltip="Turn the answer into a change"
+    ),
     Binding("ctrl+g", "apply", "Apply", id="task.apply", tooltip="Apply the selected task's diff"),
     Binding("ctrl+r", "retry", "Retry", id="task.retry", show=False),
     Binding("ctrl+up", "select_task(-1)", "Prev task", id="task.prev", show=False),
@@ -60,6 +67,7 @@ COMPARE_BINDINGS: list[BindingType] = [
     Binding("left", "move(-1)", "Prev", id="compare.prev", show=False, priority=True),
     Binding("right", "move(1)", "Next", id="compare.next", show=False, priority=True),
     Binding("enter,a", "apply", "Apply this attempt", id="compare.apply", priority=True),
+    Binding("v", "review", "Review all", id="compare.review", tooltip="Start a review of every attempt"),
 ]
 """Keys of the compare view; priority so the panes inside (diff file list, log) do not take them."""
 
@@ -69,6 +77,8 @@ DIFF_BINDINGS: list[BindingType] = [
     Binding("[", "prev_hunk", "Prev hunk", id="diff.prev_hunk"),
     Binding("}", "next_file", "Next file", id="diff.next_file"),
     Binding("{", "prev_file", "Prev file", id="diff.prev_file"),
+    Binding("n", "next_finding", "Next finding", id="diff.next_finding"),
+    Binding("p", "prev_finding", "Prev finding", id="diff.prev_finding"),
 ]
 """Keys of the diff pane (while it has focus: Tab or a click moves there)."""
 
@@ -77,6 +87,26 @@ LOG_BINDINGS: list[BindingType] = [
     Binding("home,g", "scroll_home", "Top", id="sandbox_log.top", show=False),
 ]
 """Keys of the sandbox log pane (while it has focus)."""
+
+REVIEW_BINDINGS: list[BindingType] = [
+    Binding("n", "next_finding", "Next finding", id="review.next"),
+    Binding("p", "prev_finding", "Prev finding", id="review.prev"),
+    Binding("enter", "open_finding", "Show in diff", id="review.open", priority=True),
+    Binding("f", "fix", "Fix this", id="review.fix", tooltip="Turn the finding into work"),
+]
+"""Keys of the Review pane (while it has focus)."""
+
+FILE_VIEWER_BINDINGS: list[BindingType] = [
+    Binding("escape,q", "close", "Close", id="file_viewer.close"),
+    Binding("n", "next_cited", "Cited lines", id="file_viewer.cited", show=False),
+]
+"""Keys of the read-only file viewer."""
+
+REVIEW_PICKER_BINDINGS: list[BindingType] = [
+    Binding("escape", "cancel", "Cancel", id="review_picker.cancel"),
+    Binding("ctrl+s", "start", "Start review", id="review_picker.start", priority=True),
+]
+"""Keys of the /review target picker."""
 
 HELP_BINDINGS: list[BindingType] = [
     Binding("escape,f1,q", "dismiss", "Close", id="help.close"),
@@ -89,6 +119,9 @@ ALL_BINDINGS: dict[str, list[BindingType]] = {
     "Composer": COMPOSER_BINDINGS,
     "Diff pane": DIFF_BINDINGS,
     "Log pane": LOG_BINDINGS,
+    "Review pane": REVIEW_BINDINGS,
+    "File viewer": FILE_VIEWER_BINDINGS,
+    "Review picker": REVIEW_PICKER_BINDINGS,
     "Approval": APPROVAL_BINDINGS,
     "Compare": COMPARE_BINDINGS,
     "Help": HELP_BINDINGS,

@@ -14,6 +14,13 @@ from typing import Any, Literal
 
 from codex_tui import protocol as p
 from codex_tui.boundary.terminal import strip_controls
+from codex_tui.tui.chat_lines import CommandInfo as CommandInfo
+from codex_tui.tui.chat_lines import command_line as command_line
+from codex_tui.tui.chat_lines import command_note
+from codex_tui.tui.chat_lines import file_change_line as file_change_line
+from codex_tui.tui.chat_lines import format_duration as format_duration
+from codex_tui.tui.chat_lines import format_tokens as format_tokens
+from codex_tui.tui.review import ReviewResult, parse_review, summary_text
 
 BlockKind = Literal["user", "agent", "reasoning", "tool", "note", "error"]
 LogOp = tuple[Any, ...]
@@ -62,18 +69,6 @@ class TodoItem:
 
 
 @dataclass(slots=True)
-class CommandInfo:
-    """What the log pane knows about one command, kept after its output has been dropped."""
-
-    item_id: str
-    command: str
-    exit_code: int | None = None
-    duration_ms: int | None = None
-    note: str = ""
-    done: bool = False
-
-
-@dataclass(slots=True)
 class Approval:
     """A pending request for the user's decision."""
 
@@ -109,6 +104,14 @@ class TaskModel:
     group_id: str = ""
     mode: str = ""
     model: str = ""
+    repo: str = ""
+    kind: str = "code"
+    """code | ask | review (p.TASK_KINDS)."""
+    review_target: dict[str, Any] = field(default_factory=dict)
+    """For a review task: {type, label, task_id?}."""
+    review: ReviewResult | None = None
+    """The newest review result of a review task."""
+    review_rev: int = 0
     created: float = 0.0
     started: float | None = None
     finished: float | None = None
@@ -222,6 +225,16 @@ class AppState:
         same = [t for t in self.visible_tasks() if t.group_id == task.group_id]
         return sorted(same, key=lambda t: t.attempt)
 
+    def review_of(self, task_id: str) -> TaskModel | None:
+        """The newest review task that reviewed `task_id` (its review_target.task_id), if any."""
+        reviews = [
+            t
+            for t in self.visible_tasks()
+            if t.kind == "review" and t.review_target.get("task_id") == task_id
+        ]
+        done = [t for t in reviews if t.review is not None]
+        return (done or reviews)[-1] if reviews else None
+
     def apply(self, event: p.Event) -> TaskModel | None:
         """Fold one event into the model; returns the task it changed (None if ignored)."""
         task = self.tasks.get(event.task_id)
@@ -267,6 +280,10 @@ def _created(task: TaskModel, event: p.Event) -> None:
     task.group_id = str(d.get("group_id") or "")
     task.mode = str(d.get("mode") or "")
     task.model = str(d.get("model") or "")
+    task.repo = str(d.get("repo") or "")
+    task.kind = str(d.get("kind") or "code") if d.get("kind") in p.TASK_KINDS else "code"
+    target = d.get("review_target")
+    task.review_target = dict(target) if isinstance(target, dict) else {}
     task.created = event.ts
     if task.prompt:
         block = ChatBlock("prompt", "user", task.prompt, _names(d.get("images")), done=True)
@@ -337,6 +354,11 @@ def _item(task: TaskModel, event: p.Event) -> None:
         _note(task, item_id, "error", str(item.get("message") or "error"))
     elif kind == p.ITEM_IMAGE:
         _note(task, item_id, "info", f"Viewed image {item.get('path', '')}")
+    elif kind == p.ITEM_REVIEW and completed:
+        task.review = parse_review(item)
+        task.review_rev += 1
+        level = "error" if task.review.failed else "info"
+        _note(task, f"review-{item_id}", level, f"Review: {summary_text(task.review)} (see the Review pane)")
 
 
 def _command_item(task: TaskModel, item_id: str, item: dict[str, Any], completed: bool) -> None:
@@ -352,7 +374,7 @@ def _command_item(task: TaskModel, item_id: str, item: dict[str, Any], completed
     if (completed or status in ("completed", "failed", "declined")) and not info.done:
         info.exit_code = item.get("exit_code") if isinstance(item.get("exit_code"), int) else None
         info.duration_ms = _int(item.get("duration_ms"), 0) if "duration_ms" in item else None
-        info.note = _command_note(item)
+        info.note = command_note(item)
         info.done = True
         _log(task, ("end", item_id, info.exit_code, info.duration_ms, info.note))
     block = _block(task, item_id, "tool")
@@ -502,73 +524,6 @@ _HANDLERS = {
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def command_line(command: str, info: CommandInfo, status: str = "") -> str:
-    """The compact chat line for a command: `Ran pytest -q · exit 1 · 2.3 s`."""
-    short = " ".join(command.split())
-    if len(short) > 100:
-        short = short[:99] + "…"
-    if status == "declined":
-        return f"Declined {short}"
-    if not info.done:
-        return f"Running {short}"
-    parts = [f"Ran {short}"]
-    if info.exit_code is not None:
-        parts.append(f"exit {info.exit_code}")
-    if info.duration_ms is not None:
-        parts.append(format_duration(info.duration_ms / 1000))
-    if info.note:
-        parts.append(info.note)
-    return " · ".join(parts)
-
-
-def file_change_line(item: dict[str, Any]) -> str:
-    """The compact chat line for a patch: `Edited src/a.py +3 −1`."""
-    verbs = {"add": "Added", "delete": "Deleted", "update": "Edited"}
-    changes = [c for c in item.get("changes") or [] if isinstance(c, dict)]
-    if item.get("status") == "failed":
-        return f"Patch failed: {item.get('error') or 'could not apply'}"
-    if not changes:
-        return "Edited files"
-    first = changes[0]
-    verb = verbs.get(str(first.get("kind")), "Edited")
-    path = str(first.get("path", ""))
-    if first.get("move_path"):
-        path = f"{path} → {first['move_path']}"
-    more = f" and {len(changes) - 1} more" if len(changes) > 1 else ""
-    counts = ""
-    if "added" in item or "removed" in item:
-        counts = f" +{_int(item.get('added'), 0)} −{_int(item.get('removed'), 0)}"
-    return f"{verb} {path}{more}{counts}"
-
-
-def format_duration(seconds: float) -> str:
-    """`0.4 s`, `2.3 s`, `1m 05s`, `2h 03m`."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
-def format_tokens(tokens: int) -> str:
-    """`950`, `12.3k`, `1.2M`."""
-    if tokens < 1000:
-        return str(tokens)
-    if tokens < 1_000_000:
-        return f"{tokens / 1000:.1f}k"
-    return f"{tokens / 1_000_000:.1f}M"
-
-
-def _command_note(item: dict[str, Any]) -> str:
-    if item.get("timed_out"):
-        return "timed out"
-    if item.get("status") == "declined":
-        return "declined"
-    return ""
 
 
 def _block(task: TaskModel, block_id: str, kind: BlockKind) -> ChatBlock:

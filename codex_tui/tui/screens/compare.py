@@ -7,12 +7,15 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
+from codex_tui import protocol as p
 from codex_tui.tui.bindings import COMPARE_BINDINGS
 from codex_tui.tui.log_feed import feed_log
+from codex_tui.tui.review import summary_text
 from codex_tui.tui.state import STATUS_ICONS, TaskModel
 from codex_tui.tui.widgets.chat_view import ChatView
 from codex_tui.tui.widgets.diff_view import DiffView
@@ -22,8 +25,20 @@ from codex_tui.tui.widgets.task_list import STATUS_STYLES
 COMPARE_PANES = ("chat", "diff", "log")
 
 
-def column_header(task: TaskModel) -> Content:
-    """`● Attempt 2/3 · ready · +12 −3` and the title."""
+def review_line(review: TaskModel | None) -> Content:
+    """`Review: ✓ correct · 0 P0 · 1 P1 · 2 P2`, `Review: running`, or nothing without a review."""
+    if review is None:
+        return Content("")
+    if review.review is None:
+        state = "running" if review.status not in p.TERMINAL_STATUSES else review.status
+        return Content.assemble("\n", ("Review: ", "bold"), (state, "$text-muted"))
+    result = review.review
+    style = "$text-success" if result.correct and not result.failed else "$text-error"
+    return Content.assemble("\n", ("Review: ", "bold"), (summary_text(result), style))
+
+
+def column_header(task: TaskModel, review: TaskModel | None = None) -> Content:
+    """`● Attempt 2/3 · ready · +12 −3`, the title, and the verdict of its review when there is one."""
     style = STATUS_STYLES.get(task.status, "$foreground")
     attempt = f"Attempt {task.attempt}/{task.attempts}" if task.attempts > 1 else "Task"
     return Content.assemble(
@@ -37,22 +52,25 @@ def column_header(task: TaskModel) -> Content:
         (f"−{task.removed}", "$error"),
         "\n",
         (task.title, "$foreground-muted"),
+        review_line(review),
     )
 
 
 class CompareColumn(Vertical):
     """One task in the compare view: a header and the chosen pane."""
 
-    def __init__(self, task: TaskModel, patch: str, pane: str) -> None:
+    def __init__(self, task: TaskModel, patch: str, pane: str, review: TaskModel | None = None) -> None:
         super().__init__(classes="compare-column", id=f"col-{task.id}")
         self.task_model = task
+        self.review = review
+        self.review_key: tuple[str, int] | None = (review.id, review.rev) if review else None
         self.patch = patch
         self.pane = pane
         self._log_cursor = 0
 
     def compose(self) -> ComposeResult:
         """Header and body."""
-        yield Static(column_header(self.task_model), classes="compare-header")
+        yield Static(column_header(self.task_model, self.review), classes="compare-header")
         yield self._body()
 
     def _body(self) -> Widget:
@@ -79,7 +97,7 @@ class CompareColumn(Vertical):
     async def refresh_body(self) -> None:
         """Bring header and body in line with the task model."""
         task = self.task_model
-        self.query_one(".compare-header", Static).update(column_header(task))
+        self.query_one(".compare-header", Static).update(column_header(task, self.review))
         body = self.query_one(".compare-body")
         if isinstance(body, ChatView):
             await body.show_blocks(task.id, task.blocks)
@@ -104,8 +122,24 @@ class CompareScreen(Screen[str | None]):
 
     BINDINGS = COMPARE_BINDINGS
 
-    def __init__(self, tasks: list[TaskModel], patches: dict[str, str], *, pane: str = "diff") -> None:
+    class ReviewRequested(Message):
+        """The user asked for a review of every compared attempt."""
+
+        def __init__(self, task_ids: list[str]) -> None:
+            super().__init__()
+            self.task_ids = task_ids
+
+    def __init__(
+        self,
+        tasks: list[TaskModel],
+        patches: dict[str, str],
+        *,
+        pane: str = "diff",
+        reviews: dict[str, TaskModel] | None = None,
+    ) -> None:
         super().__init__()
+        self.reviews = dict(reviews or {})
+        """The newest review task of each compared task, by compared task id."""
         self.tasks = tasks[:4]
         self.patches = patches
         self.pane = pane if pane in COMPARE_PANES else "diff"
@@ -121,7 +155,7 @@ class CompareScreen(Screen[str | None]):
         yield Static(self._title(), id="compare-title")
         with Horizontal(id="compare-columns"):
             for task in self.tasks:
-                yield CompareColumn(task, self.patches.get(task.id, ""), self.pane)
+                yield CompareColumn(task, self.patches.get(task.id, ""), self.pane, self.reviews.get(task.id))
         yield Footer()
 
     def on_mount(self) -> None:
@@ -166,6 +200,19 @@ class CompareScreen(Screen[str | None]):
     def action_close(self) -> None:
         """Back to the main view."""
         self.dismiss(None)
+
+    def action_review(self) -> None:
+        """Start a review of every compared attempt (their verdicts appear in the headers)."""
+        self.post_message(self.ReviewRequested(self.task_ids))
+
+    def update_reviews(self, reviews: dict[str, TaskModel]) -> None:
+        """Live update of the reviews of the compared tasks."""
+        for column in self._columns():
+            review = reviews.get(column.task_model.id)
+            key = (review.id, review.rev) if review else None
+            if key != column.review_key:
+                column.review, column.review_key = review, key
+                column.query_one(".compare-header", Static).update(column_header(column.task_model, review))
 
     def update_tasks(self, tasks: list[TaskModel]) -> None:
         """Live update: the App passes the latest models of the compared tasks."""

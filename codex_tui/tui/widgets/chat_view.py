@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual import on
 from textual.containers import VerticalScroll
 from textual.content import Content
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from codex_tui.tui.citations import Citation, linkify, parse_href
 from codex_tui.tui.state import ChatBlock
 
 MAX_RENDERED_BLOCKS = 150
@@ -25,6 +28,8 @@ class _Rendered:
     length: int
     rev: int
     stream: MarkdownStream | None = None
+    linked: bool = False
+    """The finished text was re-rendered with its citations as links."""
 
 
 def user_content(block: ChatBlock) -> Content:
@@ -49,7 +54,15 @@ class ChatView(VerticalScroll):
     """Renders a task's chat blocks incrementally; new text is streamed, never re-rendered.
 
     Callers serialise calls (the App renders under one lock): a call awaits mounts and streams.
+    A finished answer is shown with its `path:line` citations as links (`CitationClicked`).
     """
+
+    class CitationClicked(Message):
+        """The user activated a `path:line` citation in an answer."""
+
+        def __init__(self, citation: Citation) -> None:
+            super().__init__()
+            self.citation = citation
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -73,7 +86,7 @@ class ChatView(VerticalScroll):
         for block in visible:
             rendered = self._rendered.get(block.id)
             if rendered is None:
-                rendered = _Rendered(self._make(block), len(block.text), block.rev)
+                rendered = _Rendered(self._make(block), len(block.text), block.rev, linked=block.done)
                 self._rendered[block.id] = rendered
                 self._order.append(block.id)
                 new.append(rendered.widget)
@@ -101,7 +114,8 @@ class ChatView(VerticalScroll):
     def _make(self, block: ChatBlock) -> Widget:
         classes = f"block {block.kind}" + (f" {block.level}" if block.level else "")
         if block.kind in ("agent", "reasoning"):
-            return Markdown(block.text, classes=classes)
+            text = linkify(block.text) if block.done and block.kind == "agent" else block.text
+            return Markdown(text, classes=classes, open_links=False)
         if block.kind == "user":
             return Static(user_content(block), classes=classes)
         return Static(line_content(block), classes=classes)
@@ -120,11 +134,31 @@ class ChatView(VerticalScroll):
                     await widget.append(delta)
             if block.done:
                 await self._stop_stream(rendered)
+                await self._link_citations(block, rendered, widget)
         elif block.rev != rendered.rev and isinstance(widget, Static):
             widget.update(user_content(block) if block.kind == "user" else line_content(block))
             widget.set_class(block.level == "error", "error")
         rendered.length = len(block.text)
         rendered.rev = block.rev
+
+    async def _link_citations(self, block: ChatBlock, rendered: _Rendered, widget: Markdown) -> None:
+        """Once an answer is complete, show it again with its citations as links."""
+        if block.kind != "agent" or (rendered.linked and block.rev == rendered.rev):
+            return
+        rendered.linked = True
+        linked = linkify(block.text)
+        if linked != block.text:
+            await widget.update(linked)
+
+    @on(Markdown.LinkClicked)
+    def _link_clicked(self, event: Markdown.LinkClicked) -> None:
+        """A citation opens the file viewer (through the App); other links open in the browser."""
+        event.stop()
+        citation = parse_href(event.href)
+        if citation is not None:
+            self.post_message(self.CitationClicked(citation))
+        else:
+            self.app.open_url(event.href)
 
     async def _stop_stream(self, rendered: _Rendered) -> None:
         if rendered.stream is not None:
