@@ -117,6 +117,7 @@ async def test_review_of_uncommitted_changes_reports_findings_with_repository_pa
         record = manager.tasks()[0]
         diff = await manager.submit(p.Op(p.OP_GET_DIFF, task_id))
     assert record["kind"] == "review" and record["status"] == "ready"
+    assert (record["added"], record["removed"]) == (1, 1)  # the task list shows the reviewed change
     assert record["review"]["verdict"] == "patch is incorrect" and record["review"]["counts"]["P1"] == 1
     item = review_item(log, task_id)
     assert item["status"] == "completed"

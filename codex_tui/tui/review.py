@@ -7,8 +7,12 @@ view and the "fix this finding" action render from it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+_PRIORITY_TAG: Final = re.compile(r"^\s*\[P[0-3]\]\s*")
+"""Codex review titles start with their priority tag; the pane shows it as a badge instead."""
 
 PRIORITIES = ("P0", "P1", "P2", "P3")
 CORRECT = "patch is correct"
@@ -112,7 +116,7 @@ def _finding(raw: dict[str, Any]) -> Finding:
     lines = _dict(location.get("line_range"))
     start = _int(lines.get("start"))
     return Finding(
-        title=str(raw.get("title") or "(untitled finding)"),
+        title=_PRIORITY_TAG.sub("", str(raw.get("title") or "")).strip() or "(untitled finding)",
         body=str(raw.get("body") or ""),
         priority=max(0, min(3, _int(raw.get("priority"), 3))),
         confidence=_float(raw.get("confidence_score")),
