@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install docker image demo exec-demo run test test-fast lint format bench screenshots clean
+.PHONY: install docker image demo exec-demo run test test-fast test-k8s lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,12 +33,22 @@ run: install
 	$(BIN)/codex-tui
 
 ## The whole test suite: unit, integration (real Docker engine), TUI (Pilot + snapshots), e2e (tmux).
+## The Kubernetes cluster tests are `make test-k8s`.
 test: docker
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not k8s"
 
 ## Everything but the Docker and tmux tests (for a quick loop while editing).
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not docker and not e2e"
+	$(BIN)/python -m pytest -q -m "not docker and not e2e and not k8s"
+
+## The Kubernetes backend on a real single-node cluster: built once from Debian's source (cached in
+## /var/cache/codex-tui/k8s; the first build takes 10-20 min), started, tested, stopped. Root only.
+K8S_KUBECONFIG ?= /var/lib/codex-tui-k8s/kubeconfig
+test-k8s: docker
+	bash scripts/k8s/build.sh
+	bash scripts/k8s/up.sh
+	KUBECONFIG=$(K8S_KUBECONFIG) $(BIN)/python -m pytest -q -p no:cacheprovider -m k8s tests/k8s; rc=$$?; \
+	  bash scripts/k8s/down.sh; exit $$rc
 
 lint: install
 	$(BIN)/ruff check codex_tui tests bench scripts

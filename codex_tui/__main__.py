@@ -1,8 +1,6 @@
 """`python -m codex_tui` runs the `codex-tui` command."""
 
-import sys
-
-from codex_tui.cli import main
+from codex_tui.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

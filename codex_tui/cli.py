@@ -9,6 +9,9 @@ sequences.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +27,7 @@ from codex_tui.cli_common import (
     run,
     run_until_stopped,
 )
+from codex_tui.cli_mcp import cmd_mcp, mcp_parser
 from codex_tui.cli_tasks import cmd_tasks
 from codex_tui.config import APPROVAL_POLICIES, BACKENDS, ConfigError
 from codex_tui.protocol import SANDBOX_MODES
@@ -31,7 +35,7 @@ from codex_tui.protocol import SANDBOX_MODES
 if TYPE_CHECKING:
     pass
 
-SUBCOMMANDS = ("exec", "review", "tasks", "sandbox")
+SUBCOMMANDS = ("exec", "review", "tasks", "sandbox", "mcp")
 
 
 # --- parsers -----------------------------------------------------------------------------------
@@ -55,6 +59,9 @@ def _common(parser: argparse.ArgumentParser, *, run_options: bool = True) -> Non
     parser.add_argument(
         "--allow-non-git", action="store_true", help="work on a folder that is not a git repository"
     )
+    parser.add_argument(
+        "--search", action="store_true", help="offer the model the hosted web search (Responses API)"
+    )
 
 
 def tui_parser() -> argparse.ArgumentParser:
@@ -62,7 +69,7 @@ def tui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codex-tui",
         description="Run coding agents in parallel, each in its own sandbox. "
-        "Subcommands: exec, review, tasks, sandbox (see `codex-tui SUBCOMMAND --help`).",
+        "Subcommands: exec, review, tasks, sandbox, mcp (see `codex-tui SUBCOMMAND --help`).",
     )
     parser.add_argument("prompt", nargs="?", help="start a task with this prompt")
     parser.add_argument(
@@ -92,6 +99,14 @@ def exec_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ask", action="store_true", help="Ask mode: answer a question about the repository (read-only)"
     )
+    parser.add_argument(
+        "--network", choices=("off", "limited", "on"),
+        help="the agent's internet: off, limited (allowlist, through the egress proxy) or on",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-domain", dest="allowed_domains", action="append", default=[], metavar="DOMAIN",
+        help="with --network limited: also allow DOMAIN (name, *.suffix, IP, :port, @registries)",
+    )  # fmt: skip
     _common(parser)
     return parser
 
@@ -180,6 +195,10 @@ def sandbox_parser() -> argparse.ArgumentParser:
     parser.add_argument("action", choices=("build", "status", "prune"))
     parser.add_argument("--if-missing", action="store_true", help="build only when missing or stale")
     parser.add_argument(
+        "--maintenance", action="store_true",
+        help="build: bring the repository's (-C) setup image up to date by running its maintenance script",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep", type=int, default=1, metavar="N", help="prune: setup images kept per repository (default 1)"
     )
     parser.add_argument(
@@ -190,6 +209,21 @@ def sandbox_parser() -> argparse.ArgumentParser:
 
 
 # --- entry point -------------------------------------------------------------------------------
+
+
+def entry() -> None:
+    """The console script: run `main`, then leave at once.
+
+    Everything is saved and closed when `main` returns (the manager flushed the rollouts and
+    removed the containers), so the interpreter's teardown of every loaded module (~0.2 s with the
+    openai and docker packages) is skipped: a headless task ends right after its last event.
+    """
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_tasks(tasks_parser().parse_args(args))
         if command == "sandbox":
             return cmd_sandbox(sandbox_parser().parse_args(args))
+        if command == "mcp":
+            return cmd_mcp(mcp_parser().parse_args(args))
         return cmd_tui(tui_parser().parse_args(args))
     except ConfigError as exc:
         report_error(str(exc))
@@ -265,6 +301,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         last_message_file=args.last_message,
         interactive=not from_stdin and sys.stdin.isatty(),
         kind="ask" if args.ask else "code",
+        network=args.network,
+        allowed_domains=list(args.allowed_domains),
     )
     if not args.demo:
         repo = resolve_repo(args)
@@ -351,6 +389,11 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             status = run(image_status(cfg.sandbox_image))
             print(status.summary())
             return 0 if status.current else 1
+        if args.maintenance:
+            from codex_tui.sandbox.env_build import refresh_environment_image
+
+            print(run(refresh_environment_image(cfg, resolve_repo(args), _print_chunk)))
+            return 0
         builder = ensure_default_image if args.if_missing else build_default_image
         run(builder(cfg.sandbox_image, _print_chunk))
         return 0

@@ -48,6 +48,8 @@ def resolve_config(args: argparse.Namespace) -> Config:
         cfg.approval_policy = args.approval
     if getattr(args, "allow_non_git", False):
         cfg.allow_non_git = True
+    if getattr(args, "search", False):
+        cfg.web_search = True
     _ = cfg.provider  # an undefined provider is a config error, reported before anything starts
     return cfg
 

@@ -6,18 +6,21 @@ Every mistake becomes a ConfigError whose message names the file and the key, ne
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_tui.config_mcp import McpConfigError, McpServerConfig, parse_mcp_servers
 from codex_tui.protocol import SANDBOX_MODES
 
 WIRE_APIS = ("responses", "chat")
 EFFORTS = ("minimal", "low", "medium", "high")
-BACKENDS = ("auto", "docker", "local")
+BACKENDS = ("auto", "docker", "local", "kubernetes")
 APPROVAL_POLICIES = ("on-request", "never")
 
 
@@ -49,6 +52,25 @@ BUILTIN_PROVIDERS: dict[str, ModelProvider] = {
 
 
 @dataclass(slots=True)
+class KubernetesSettings:
+    """The [sandbox.kubernetes] table: where task pods run (`sandbox.backend = "kubernetes"`)."""
+
+    kubeconfig: str = ""
+    """Path of the kubeconfig ("" = $KUBECONFIG, else ~/.kube/config, else in-cluster)."""
+    context: str = ""
+    namespace: str = "default"
+    image: str = ""
+    """Image of task pods ("" = `sandbox.image`)."""
+    image_pull_policy: str = "Never"
+    """"Never" for images imported into the cluster's runtime; "IfNotPresent"/"Always" with a registry."""
+    registry: str = ""
+    """Push setup images here (e.g. "registry.example.com/codex"); "" = import them locally."""
+    containerd_socket: str = "/run/codex-tui-k8s/containerd.sock"
+    """The local test cluster's containerd, where setup images are imported when no registry is set."""
+    node_selector: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Config:
     """Resolved settings for one run of the app."""
 
@@ -67,6 +89,9 @@ class Config:
     sandbox_pids: int = 512
     sandbox_disk_mb: int = 10240
     """Per-task limit on the checkout's size (its own filesystem as root, else a watchdog); 0: none."""
+    sandbox_kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    environment: EnvironmentSettings = field(default_factory=lambda: EnvironmentSettings())
+    """Network access, setup, maintenance, env and secrets names ([environment])."""
     setup: str | None = None
     approval_policy: str = "on-request"
     max_parallel_tasks: int = 4
@@ -78,6 +103,10 @@ class Config:
     request_max_retries: int = 4
     theme: str = "codex-dark"
     keymap: dict[str, str] = field(default_factory=dict)
+    mcp_servers: dict[str, McpServerConfig] = field(default_factory=dict)
+    """[mcp_servers.NAME] tables (config_mcp.py): MCP servers whose tools tasks may use."""
+    web_search: bool = False
+    """`tools.web_search` / `--search`: offer the hosted web_search tool (Responses API only)."""
     home: Path = field(default_factory=lambda: default_home())
     source: str = "defaults"
 
@@ -235,12 +264,35 @@ def _apply(cfg: Config, data: dict[str, Any], source: str) -> None:
             ):
                 raise ConfigError(f"{source}: key 'keymap': expected a table of id = \"key\"")
             cfg.keymap.update(value)
+        elif key == "mcp_servers":
+            try:
+                cfg.mcp_servers = parse_mcp_servers(value, source, cfg.mcp_servers)
+            except McpConfigError as exc:
+                raise ConfigError(str(exc)) from None
+        elif key == "tools":
+            _apply_tools(cfg, value, source)
         elif key == "sandbox":
             _apply_sandbox(cfg, value, source)
+        elif key == "environment":
+            _apply_environment(cfg, value, source)
+        elif key in NETWORK_KEYS:
+            cfg.environment.values[key] = check_environment_key(key, value, source)
         elif key in _TYPES:
             setattr(cfg, key, _check(key, value, source))
         else:
             raise ConfigError(f"{source}: unknown key '{key}'")
+
+
+def _apply_tools(cfg: Config, value: Any, source: str) -> None:
+    """The [tools] table: `web_search = true` offers the hosted web search (Responses API)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: key 'tools': expected a table ([tools])")
+    for key, item in value.items():
+        if key != "web_search":
+            raise ConfigError(f"{source}: [tools]: unknown key '{key}'")
+        if not isinstance(item, bool):
+            raise ConfigError(f"{source}: [tools]: key 'web_search': expected true or false, got {item!r}")
+        cfg.web_search = item
 
 
 def _apply_sandbox(cfg: Config, value: Any, source: str) -> None:
@@ -248,10 +300,38 @@ def _apply_sandbox(cfg: Config, value: Any, source: str) -> None:
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: key 'sandbox': expected a table ([sandbox])")
     for key, item in value.items():
+        if key == "kubernetes":
+            _apply_kubernetes(cfg.sandbox_kubernetes, item, source)
+            continue
         name = f"sandbox_{key}"
         if name not in _TYPES:
             raise ConfigError(f"{source}: [sandbox]: unknown key '{key}'")
         setattr(cfg, name, _check(name, item, f"{source}: [sandbox]", shown=key))
+
+
+_PULL_POLICIES = ("Never", "IfNotPresent", "Always")
+
+
+def _apply_kubernetes(settings: KubernetesSettings, value: Any, source: str) -> None:
+    """The [sandbox.kubernetes] table: strings, plus `node_selector` (a table of strings)."""
+    where = f"{source}: [sandbox.kubernetes]"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: key 'sandbox.kubernetes': expected a table ([sandbox.kubernetes])")
+    for key, item in value.items():
+        if key == "node_selector":
+            if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
+                raise ConfigError(f"{where}: key 'node_selector': expected a table of label = \"value\"")
+            settings.node_selector = dict(item)
+            continue
+        if key not in KubernetesSettings.__dataclass_fields__:
+            raise ConfigError(f"{where}: unknown key '{key}'")
+        if not isinstance(item, str):
+            raise ConfigError(f"{where}: key '{key}': expected a string, got {item!r}")
+        if key == "image_pull_policy" and item not in _PULL_POLICIES:
+            raise ConfigError(f"{where}: key '{key}': '{item}' is not one of {', '.join(_PULL_POLICIES)}")
+        if key == "namespace" and not item:
+            raise ConfigError(f"{where}: key 'namespace' must not be empty")
+        setattr(settings, key, item)
 
 
 def _check(key: str, value: Any, source: str, *, shown: str | None = None) -> Any:
@@ -312,3 +392,126 @@ def _apply_providers(cfg: Config, value: Any, source: str) -> None:
             provider.requires_api_key = False
             provider.env_key = None
         cfg.model_providers[name] = provider
+
+
+# --- the environment: network access, setup, maintenance, secrets ------------------------------
+
+NETWORK_ACCESS = ("off", "limited", "on")
+HTTP_METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+DOMAIN_PRESETS: dict[str, tuple[str, ...]] = {
+    "@registries": (
+        "pypi.org",
+        "files.pythonhosted.org",
+        "registry.npmjs.org",
+        "*.npmjs.org",
+        "registry.yarnpkg.com",
+        "crates.io",
+        "static.crates.io",
+        "index.crates.io",
+        "proxy.golang.org",
+        "sum.golang.org",
+        "deb.debian.org",
+        "security.debian.org",
+    ),
+    "@none": (),
+}
+"""Allowlist presets: an `allowed_domains` entry naming one stands for its domains."""
+_DOMAIN_ENTRY = re.compile(r"^(\*\.)?[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_TYPES: dict[str, type] = {
+    "setup": str,
+    "maintenance": str,
+    "maintenance_inputs": list,
+    "maintenance_every_reuse": bool,
+    "env": dict,
+    "secrets": list,
+    "network_access": str,
+    "allowed_domains": list,
+    "allowed_methods": list,
+}
+NETWORK_KEYS = ("network_access", "allowed_domains", "allowed_methods")
+"""Keys also accepted at the top level of config.toml and profiles (they set [environment])."""
+
+
+@dataclass(slots=True)
+class EnvironmentSettings:
+    """The [environment] table (and the top-level network keys); see sandbox/environment.py."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    """Only the keys the config set, checked: the repository's `.codex-tui/environment.toml`
+    fills in the others."""
+
+
+def check_environment_key(key: str, value: Any, where: str) -> Any:
+    """One [environment] key checked (types, choices, domain and method syntax); returns the value."""
+    expected = _ENV_TYPES.get(key)
+    if expected is None:
+        raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(_ENV_TYPES)})")
+    if not _has_type(value, expected):
+        raise ConfigError(f"{where}: key '{key}': expected {_ENV_TYPE_NAMES[expected]}, got {value!r}")
+    if key == "network_access" and value not in NETWORK_ACCESS:
+        raise ConfigError(f"{where}: key '{key}': '{value}' is not one of {', '.join(NETWORK_ACCESS)}")
+    if expected is list and not all(isinstance(item, str) and item.strip() for item in value):
+        raise ConfigError(f"{where}: key '{key}': expected a list of non-empty strings")
+    if key == "env" and not all(_ENV_NAME.match(k) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigError(f"{where}: key 'env': expected a table of NAME = \"value\"")
+    if key == "secrets":
+        bad = [name for name in value if not _ENV_NAME.match(name)]
+        if bad:
+            raise ConfigError(f"{where}: key 'secrets': '{bad[0]}' is not a variable name")
+    if key == "allowed_methods":
+        value = [method.upper() for method in value]
+        bad = [method for method in value if method not in HTTP_METHODS]
+        if bad:
+            raise ConfigError(f"{where}: key '{key}': '{bad[0]}' is not one of {', '.join(HTTP_METHODS)}")
+    if key == "allowed_domains":
+        for entry in value:
+            problem = domain_entry_problem(entry)
+            if problem:
+                raise ConfigError(f"{where}: key '{key}': {problem}")
+    return value
+
+
+def _has_type(value: Any, expected: type) -> bool:
+    return isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
+
+
+_ENV_TYPE_NAMES: dict[type, str] = {
+    str: "a string",
+    list: "a list of strings",
+    bool: "true or false",
+    dict: "a table",
+}
+
+
+def domain_entry_problem(entry: str) -> str:
+    """Why an allowlist entry is malformed ("" when it is fine): a name, `*.suffix`, an IP, `:port`."""
+    text = entry.strip().lower()
+    if text.startswith("@"):
+        return "" if text in DOMAIN_PRESETS else f"'{entry}' is not a preset ({', '.join(DOMAIN_PRESETS)})"
+    if "://" in text or "/" in text:
+        return f"'{entry}' is a URL, not a domain: give the host name only (e.g. pypi.org)"
+    host, port = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else rest
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"'{entry}': bad port '{port}'"
+    try:
+        ipaddress.ip_address(host)
+        return ""
+    except ValueError:
+        pass
+    if not _DOMAIN_ENTRY.match(host) or (host.startswith("*.") and host.count(".") < 2):
+        return f"'{entry}' is not a domain name, a '*.' suffix or an IP address"
+    return ""
+
+
+def _apply_environment(cfg: Config, value: Any, source: str) -> None:
+    """The [environment] table: every key checked, only set keys recorded."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: key 'environment': expected a table ([environment])")
+    for key, item in value.items():
+        cfg.environment.values[key] = check_environment_key(key, item, f"{source}: [environment]")

@@ -76,6 +76,10 @@ class ExecOptions:
     """The review target: {target: uncommitted|base|commit|task, base?, commit?, task_ids?}."""
     fail_on: int | None = None
     """Exit 1 when a finding of this priority or a more urgent one exists (`--fail-on P1` = 1)."""
+    network: str | None = None
+    """off|limited|on: the agent's internet for this run (`--network`); None = the environment's."""
+    allowed_domains: list[str] = field(default_factory=list)
+    """`--allow-domain`: added to the configured allowlist."""
 
 
 def codex_json(event: p.Event, *, with_thread: bool) -> dict[str, Any] | None:
@@ -179,6 +183,8 @@ class HumanPrinter:
             self.held_message[event.task_id] = str(item["text"]).strip()
         elif kind == p.ITEM_ERROR:
             self.line(event.task_id, f"✗ {item.get('message', '')}")
+        elif kind in (p.ITEM_MCP_TOOL_CALL, p.ITEM_WEB_SEARCH):
+            self.line(event.task_id, tool_item_line(item))
 
     def command(self, task_id: str, item: dict[str, Any]) -> None:
         """`▶ Ran pytest -q · exit 1 · 2.3 s`, plus the output's tail when it failed."""
@@ -234,11 +240,20 @@ class HumanPrinter:
         """What the sandbox isolates."""
         self.line(event.task_id, f"⚙ sandbox: {event.data.get('message', event.data.get('backend', ''))}")
 
+    def network(self, event: p.Event) -> None:
+        """A request the egress proxy judged (network limited)."""
+        data = event.data
+        where = f"{data.get('method', '')} {data.get('host', '')}:{data.get('port', '')}"
+        if data.get("allowed"):
+            self.line(event.task_id, f"⇄ network: {where} allowed ({data.get('rule', '')})")
+        else:
+            self.line(event.task_id, f"⇄ network: {where} refused: {data.get('reason', '')}")
+
     def approval(self, event: p.Event) -> None:
         """Approval requests and decisions."""
         data = event.data
         if event.type == p.APPROVAL_REQUESTED:
-            what = data.get("command") or data.get("patch") or data.get("kind", "")
+            what = approval_subject(data)
             reason = f" — {data['reason']}" if data.get("reason") else ""
             self.line(event.task_id, f"? approval requested: {_one_line(str(what), 120)}{reason}")
         else:
@@ -277,12 +292,35 @@ _HUMAN: dict[str, Callable[[HumanPrinter, p.Event], None]] = {
     p.ITEM_COMPLETED: HumanPrinter.item,
     p.NOTE: HumanPrinter.note,
     p.SANDBOX_INFO: HumanPrinter.sandbox,
+    p.NETWORK_REQUEST: HumanPrinter.network,
     p.APPROVAL_REQUESTED: HumanPrinter.approval,
     p.APPROVAL_RESOLVED: HumanPrinter.approval,
     p.ERROR: HumanPrinter.error,
     p.TASK_STATUS: HumanPrinter.status,
     p.TURN_COMPLETED: HumanPrinter.usage,
 }
+
+
+def approval_subject(request: dict[str, Any]) -> str:
+    """What an approval is about: the command, the patch, or the MCP tool call."""
+    if request.get("kind") == "mcp":
+        arguments = json.dumps(request.get("arguments") or {}, ensure_ascii=False)
+        return f"MCP {request.get('server')}.{request.get('tool')} {arguments}"
+    return str(request.get("command") or request.get("patch") or request.get("kind", ""))
+
+
+def tool_item_line(item: dict[str, Any]) -> str:
+    """`⚒ MCP demo.echo {…} · completed` or `⌕ searched "query" · 3 sources`."""
+    if item.get("type") == p.ITEM_WEB_SEARCH:
+        sources = item.get("sources") or []
+        where = f" · {len(sources)} source{'s' if len(sources) != 1 else ''}" if sources else ""
+        failed = " · failed" if item.get("status") == "failed" else ""
+        return f"⌕ searched {_one_line(json.dumps(str(item.get('query', ''))), 120)}{where}{failed}"
+    arguments = _one_line(json.dumps(item.get("arguments") or {}, ensure_ascii=False), 100)
+    head = f"⚒ MCP {item.get('server')}.{item.get('tool')} {arguments}"
+    if item.get("status") == "failed":
+        return f"{head} · failed: {_one_line(str(item.get('error') or ''), 160)}"
+    return f"{head} · {item.get('status')}"
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -370,7 +408,7 @@ class Approver:
 
 async def ask_on_terminal(request: dict[str, Any]) -> str:
     """Ask y / a / n on stderr and read the answer from stdin: approve, approve_task or deny."""
-    what = strip_controls(str(request.get("command") or request.get("patch") or request.get("kind", "")))
+    what = strip_controls(approval_subject(request))
     reason = strip_controls(str(request.get("reason", "")))
     sys.stderr.write(f"\nApprove {what}?\n  reason: {reason}\n")
     sys.stderr.write("  [y] yes  [a] yes for this task  [n] no: ")
@@ -550,7 +588,7 @@ async def _run_exec(
 
 def _submission(options: ExecOptions) -> dict[str, Any]:
     data: dict[str, Any] = {"prompt": options.prompt, "images": options.images, "attempts": options.attempts}
-    for key in ("model", "models", "mode", "title", "review"):
+    for key in ("model", "models", "mode", "title", "review", "network", "allowed_domains"):
         value = getattr(options, key)
         if value:
             data[key] = value

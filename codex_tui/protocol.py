@@ -45,7 +45,8 @@ MESSAGE_DELTA: Final = "message.delta"
 OUTPUT_DELTA: Final = "command.output_delta"
 """data: item_id, stream: stdout|stderr, text (batched, decoded with replacement)"""
 APPROVAL_REQUESTED: Final = "approval.requested"
-"""data: request_id, kind: command|patch|network, command?, patch?, reason"""
+"""data: request_id, kind: command|patch|network|mcp, command?, patch?, server?, tool?, arguments?
+(kind mcp: a call to an MCP server's tool, which runs on the host), reason"""
 APPROVAL_RESOLVED: Final = "approval.resolved"
 """data: request_id, decision (one of ApprovalDecision)"""
 DIFF_UPDATED: Final = "diff.updated"
@@ -56,6 +57,9 @@ COMPACTED: Final = "context.compacted"
 """data: before_tokens, after_tokens, summary"""
 SANDBOX_INFO: Final = "sandbox.info"
 """data: backend, image?, container_id?, message (what is and is not isolated)"""
+NETWORK_REQUEST: Final = "network.request"
+"""data: host, port, method, allowed, rule, reason — one request the egress proxy judged (network
+limited); `rule` is the allowlist entry that admitted it, or for a refused one the entry that would"""
 NOTE: Final = "note"
 """data: level: info|warning|error, message — something the user should see, not the model"""
 ERROR: Final = "error"
@@ -79,6 +83,14 @@ ITEM_ERROR: Final = "error"
 """{id, type, message}"""
 ITEM_IMAGE: Final = "image_view"
 """{id, type, path} — view_image attached an image from the workspace"""
+ITEM_MCP_TOOL_CALL: Final = "mcp_tool_call"
+"""{id, type, server, tool, arguments (the model's JSON object, or its raw text when not an object),
+status: in_progress|completed|failed, result? {content: [MCP content blocks: {type: text, text} |
+{type: image, data (base64), mime_type} (data over 512 KiB replaced by omitted_bytes) | …],
+structured_content}, error?} — a call to a tool of an MCP server (config [mcp_servers.NAME])"""
+ITEM_WEB_SEARCH: Final = "web_search"
+"""{id, type, query, status: in_progress|completed|failed, sources? [url]} — the hosted web search of
+the Responses API (`--search` / tools.web_search), from its `web_search_call` output items"""
 ITEM_REVIEW: Final = "review"
 """{id, type, status: completed|failed, target {type, label, task_id?}, findings [{title, body,
 confidence_score (0-1), priority (0-3 = P0-P3), code_location {absolute_file_path, path (repository-
@@ -146,7 +158,9 @@ OP_SUBMIT: Final = "task.submit"
 models? (one model per attempt, e.g. the demo's scripted attempts; cycled when shorter),
 kind? (code|ask|review; default code), review? {target: uncommitted|base|commit|task, base? (branch),
 commit? (sha or ref), task_id?} (kind review; the prompt holds optional custom instructions).
-A review of several tasks at once: review.task_ids [..] makes one review task per reviewed task."""
+A review of several tasks at once: review.task_ids [..] makes one review task per reviewed task.
+network? (off|limited|on: the agent phase's internet for these tasks), allowed_domains? [..] (added
+to the configured allowlist)."""
 OP_USER_MESSAGE: Final = "task.user_message"
 """data: text, images[] — steers a running task, or starts a follow-up turn on a finished one"""
 OP_INTERRUPT: Final = "task.interrupt"

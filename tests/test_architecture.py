@@ -11,16 +11,17 @@ PACKAGE = Path(__file__).resolve().parent.parent / "codex_tui"
 
 # Each layer may import itself and the layers listed before it.
 LAYERS: list[set[str]] = [
-    {"protocol", "config", "process", "boundary"},
+    {"protocol", "config", "config_mcp", "process", "boundary"},
     {"models", "tools", "sandbox", "workspace"},
     {"agent"},
     {"tasks", "demo"},
-    {"exec", "tui", "cli", "cli_common", "cli_tasks", "__main__"},
+    {"exec", "tui", "cli", "cli_common", "cli_tasks", "cli_mcp", "__main__"},
 ]
 CORE = {
     "boundary",
     "protocol",
     "config",
+    "config_mcp",
     "process",
     "models",
     "tools",

@@ -132,7 +132,7 @@ def test_zero_retries_and_fractional_limits_are_accepted(isolated_home: Path) ->
 
 def test_readme_configuration_example_loads_as_documented(isolated_home: Path) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    example = readme.split("## Configuration", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     write(isolated_home, example)
     cfg = load_config()
     assert (cfg.model, cfg.model_provider, cfg.sandbox_mode, cfg.sandbox_memory_mb) == (

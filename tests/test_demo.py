@@ -150,7 +150,9 @@ async def test_demo_reviews_both_attempts_and_answers_a_question_with_citations(
         attempts = (await manager.submit(ADD_FEATURE.op())).data["task_ids"]
         await asyncio.gather(*(manager.wait_for(t, timeout=90) for t in attempts))
         review = {"target": "task", "task_ids": attempts}
-        reviews = await manager.submit(p.Op(p.OP_SUBMIT, data={"prompt": "", "kind": "review", "review": review}))
+        reviews = await manager.submit(
+            p.Op(p.OP_SUBMIT, data={"prompt": "", "kind": "review", "review": review})
+        )
         assert reviews.ok, reviews.message
         ask = await manager.submit(
             p.Op(p.OP_SUBMIT, data={"prompt": "Where are words counted?", "kind": "ask"})

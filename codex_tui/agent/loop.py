@@ -32,6 +32,8 @@ from codex_tui.agent.context import (
     user_message,
 )
 from codex_tui.agent.instructions import build_instructions, load_project_docs
+from codex_tui.agent.items import CallItems, ItemStream
+from codex_tui.agent.web_search import WebSearchItems
 from codex_tui.models.base import (
     Completed,
     HistoryItem,
@@ -46,17 +48,13 @@ from codex_tui.models.base import (
     ToolCall,
     ToolSpec,
     Usage,
+    WebSearchCall,
 )
 from codex_tui.protocol import (
     COMPACTED,
     CONTEXT_UPDATED,
     ITEM_AGENT_MESSAGE,
-    ITEM_COMMAND,
-    ITEM_COMPLETED,
     ITEM_REASONING,
-    ITEM_STARTED,
-    ITEM_UPDATED,
-    MESSAGE_DELTA,
     NOTE,
     TURN_COMPLETED,
     TURN_FAILED,
@@ -71,8 +69,6 @@ from codex_tui.tools.base import ApprovalFn, EmitFn, Tool, ToolContext, ToolResu
 from codex_tui.tools.plan import finish_plan
 from codex_tui.tools.view_image import ImageError, load_image, sniff_image_type
 
-FLUSH_INTERVAL_S: Final = 0.03
-"""Deltas of one streamed item are emitted at most this often (and at the item's end)."""
 READ_ONLY_TOOLS: Final = frozenset({"update_plan", "view_image"})
 """Tools that touch neither files nor processes; consecutive calls to them run concurrently."""
 INTERRUPTED: Final = "interrupted"
@@ -97,6 +93,8 @@ class AgentSettings:
     """code | ask | review: picks the system prompt (see agent/instructions.py)."""
     output_schema: OutputSchema | None = None
     """The final answer's JSON schema (a review's), sent as structured output on every request."""
+    web_search: bool = False
+    """Offer the hosted web search (Responses API; the task leaves it off on the Chat API)."""
 
 
 @dataclass(slots=True)
@@ -109,123 +107,6 @@ class TurnResult:
     usage: Usage = field(default_factory=Usage)
 
 
-class _StreamedItem:
-    """One agent_message or reasoning item being streamed; deltas wait in `pending` until flushed."""
-
-    __slots__ = ("flushed_at", "id", "kind", "parts", "pending", "timer")
-
-    def __init__(self, item_id: str, kind: str) -> None:
-        self.id = item_id
-        self.kind = kind
-        self.parts: list[str] = []
-        self.pending: list[str] = []
-        self.flushed_at = float("-inf")
-        self.timer: asyncio.TimerHandle | None = None
-
-    @property
-    def text(self) -> str:
-        """Everything streamed so far."""
-        return "".join(self.parts)
-
-
-class _ItemStream:
-    """The streamed items of one model call attempt, with deltas batched to one event per ~30 ms."""
-
-    def __init__(self, emit: EmitFn, new_id: Callable[[], str]) -> None:
-        self._emit = emit
-        self._new_id = new_id
-        self._loop = asyncio.get_running_loop()
-        self._items: dict[str, _StreamedItem] = {}
-        self._last: _StreamedItem | None = None
-
-    def delta(self, kind: str, text: str) -> None:
-        """Add a piece of text to the item of this kind, starting it on the first piece."""
-        if not text:
-            return
-        item = self._items.get(kind) or self._start(kind)
-        if self._last is not None and self._last is not item:
-            self._flush(self._last)
-        self._last = item
-        item.parts.append(text)
-        item.pending.append(text)
-        wait = FLUSH_INTERVAL_S - (self._loop.time() - item.flushed_at)
-        if wait <= 0:
-            self._flush(item)
-        elif item.timer is None:
-            item.timer = self._loop.call_later(wait, self._flush, item)
-
-    def text(self, kind: str) -> str:
-        """The text streamed so far for one kind of item."""
-        item = self._items.get(kind)
-        return item.text if item else ""
-
-    def close(self, final: dict[str, str] | None = None, *, discarded: bool = False) -> None:
-        """Complete every item: with the final texts when given, marked discarded when dropped."""
-        final = final or {}
-        for kind, text in final.items():
-            if text and kind not in self._items:
-                self._start(kind).parts.append(text)
-        for item in self._items.values():
-            self._flush(item)
-            done: dict[str, Any] = {
-                "id": item.id,
-                "type": item.kind,
-                "text": final.get(item.kind) or item.text,
-            }
-            if discarded:
-                done["discarded"] = True
-            self._emit(ITEM_COMPLETED, {"item": done})
-        self._items.clear()
-        self._last = None
-
-    def _start(self, kind: str) -> _StreamedItem:
-        item = _StreamedItem(self._new_id(), kind)
-        self._items[kind] = item
-        self._emit(ITEM_STARTED, {"item": {"id": item.id, "type": kind, "text": ""}})
-        return item
-
-    def _flush(self, item: _StreamedItem) -> None:
-        if item.timer is not None:
-            item.timer.cancel()
-            item.timer = None
-        if item.pending:
-            delta = "".join(item.pending)
-            item.pending.clear()
-            self._emit(MESSAGE_DELTA, {"item_id": item.id, "kind": item.kind, "delta": delta})
-        item.flushed_at = self._loop.time()
-
-
-class _CallItems:
-    """The items one tool call opened, so an interrupt or a crash can close them as failed."""
-
-    def __init__(self, emit: EmitFn) -> None:
-        self._emit = emit
-        self.open: dict[str, dict[str, Any]] = {}
-
-    def emit(self, event_type: str, data: dict[str, Any]) -> None:
-        """Forward a tool's event, remembering which of its items are still open."""
-        item = data.get("item")
-        if isinstance(item, dict) and "id" in item:
-            if event_type in (ITEM_STARTED, ITEM_UPDATED):
-                self.open[item["id"]] = item
-            elif event_type == ITEM_COMPLETED:
-                self.open.pop(item["id"], None)
-        self._emit(event_type, data)
-
-    def fail_open_items(self, message: str) -> None:
-        """Complete every item the call left open, with status failed."""
-        for item in list(self.open.values()):
-            done = {**item, "status": "failed"}
-            if item.get("type") == ITEM_COMMAND:
-                done.setdefault("exit_code", None)
-                text = str(done.get("aggregated_output") or "")
-                done["aggregated_output"] = f"{text}\n[{message}]" if text else f"[{message}]"
-            else:
-                done.setdefault("error", message)
-            self._emit(ITEM_COMPLETED, {"item": done})
-        self.open.clear()
-
-
 @dataclass(slots=True)
 class _TurnState:
     """What an interrupt needs to know to leave the history consistent."""
@@ -234,7 +115,7 @@ class _TurnState:
     instructions: str
     usage: Usage = field(default_factory=Usage)
     model_calls: int = 0
-    stream: _ItemStream | None = None
+    stream: ItemStream | None = None
     calls: list[HistoryItem] = field(default_factory=list)
     results: list[ToolResult | None] = field(default_factory=list)
 
@@ -266,6 +147,7 @@ class Agent:
         tools: list[Tool] | None = None,
         history: list[HistoryItem] | None = None,
         on_files_changed: Callable[[], Awaitable[None]] | None = None,
+        extra_tools: Callable[[], Awaitable[list[Tool]]] | None = None,
     ) -> None:
         self.task_id = task_id
         self.settings = settings
@@ -285,6 +167,9 @@ class Agent:
             )
         }
         self._specs: list[ToolSpec] = [tool.spec for tool in self._tools.values()]
+        self._extra_tools = extra_tools
+        """Tools asked for before each model request (MCP servers' tools; they may come and go)."""
+        self._extra: dict[str, Tool] = {}
         self._tracker = ContextTracker(settings.context_window)
         self._history: list[HistoryItem] = list(history or [])
         self.turns = sum(1 for item in self._history if is_real_user_message(item))
@@ -427,14 +312,16 @@ class Agent:
             await self._run_calls(state, answer.calls)
 
     async def _sample(self, state: _TurnState) -> _Answer:
+        await self._refresh_extra_tools()
         request = ModelRequest(
             model=self.settings.model,
             instructions=state.instructions,
             history=list(self._history),
-            tools=self._specs,
+            tools=self._specs + [tool.spec for tool in self._extra.values()],
             reasoning_effort=self.settings.reasoning_effort,
             conversation_id=self.task_id,
             output_schema=self.settings.output_schema,
+            web_search=self.settings.web_search,
         )
         answer = await self._stream(request, state)
         state.model_calls += 1
@@ -442,8 +329,22 @@ class Agent:
         self._record_usage(state, answer.usage)
         return answer
 
+    async def _refresh_extra_tools(self) -> None:
+        """Ask for the extra tools now; a failure leaves them out of this request (with a note)."""
+        if self._extra_tools is None:
+            return
+        try:
+            extra = await self._extra_tools()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._note("warning", f"extra tools unavailable: {type(exc).__name__}: {exc}")
+            extra = []
+        self._extra = {tool.spec.name: tool for tool in extra if tool.spec.name not in self._tools}
+
     async def _stream(self, request: ModelRequest, state: _TurnState) -> _Answer:
-        stream = state.stream = _ItemStream(self._emit, self._new_id)
+        stream = state.stream = ItemStream(self._emit, self._new_id)
+        searches = WebSearchItems(self._emit, self._new_id)
         completed: Completed | None = None
         loose_calls: list[ToolCall] = []
         try:
@@ -455,18 +356,26 @@ class Agent:
                         stream.delta(ITEM_REASONING, event.text)
                     elif isinstance(event, ToolCall):
                         loose_calls.append(event)
+                    elif isinstance(event, WebSearchCall):
+                        searches.update(event)
                     elif isinstance(event, Retrying):
                         self._note("warning", _retry_note(event))
                         if event.discard_partial:
+                            searches.close("the model call was retried")
                             stream.close(discarded=True)
                             loose_calls.clear()
-                            stream = state.stream = _ItemStream(self._emit, self._new_id)
+                            stream = state.stream = ItemStream(self._emit, self._new_id)
                     elif isinstance(event, Completed):
                         completed = event
+        except asyncio.CancelledError:
+            searches.close(INTERRUPTED)
+            raise
         except Exception:
+            searches.close("the model call did not complete")
             stream.close(discarded=True)
             state.stream = None
             raise
+        searches.close("the model call ended before the search finished")
         if completed is None:
             stream.close(discarded=True)
             state.stream = None
@@ -524,11 +433,11 @@ class Agent:
 
     async def _run_call(self, call: HistoryItem) -> ToolResult:
         name = str(call.get("name", ""))
-        tool = self._tools.get(name)
+        tool = self._tools.get(name) or self._extra.get(name)
         if tool is None:
-            known = ", ".join(self._tools) or "none"
+            known = ", ".join([*self._tools, *self._extra]) or "none"
             return ToolResult(f"unsupported call: {name} (available tools: {known})", success=False)
-        items = _CallItems(self._emit)
+        items = CallItems(self._emit)
         try:
             return await tool.run(str(call.get("arguments", "")), self._tool_context(items.emit))
         except asyncio.CancelledError:

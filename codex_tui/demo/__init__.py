@@ -79,7 +79,6 @@ REVIEW_MODEL = "scripted:demo-review"
 """The scripted reviewer of every demo review (`/review`, `codex-tui review` in the demo)."""
 
 
-
 @dataclass(slots=True)
 class Demo:
     """A prepared demo: the sample repository, a config using the scripted server, the prompts."""

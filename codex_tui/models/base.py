@@ -10,6 +10,8 @@ History items (dicts):
   {"type": "reasoning", "text": str, "encrypted_content": str|None, "id": str|None}
   {"type": "tool_call", "call_id": str, "name": str, "arguments": str, "kind": "function"|"custom"}
   {"type": "tool_result", "call_id": str, "output": str, "kind": "function"|"custom"}
+  {"type": "web_search", "id": str, "status": str, "action": {...}}  (Responses hosted search; sent
+   back as a `web_search_call` item, skipped by the Chat client)
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class ModelRequest:
     output_schema: OutputSchema | None = None
     """The final message must be JSON following it; sent on every call of the turn (tools stay
     offered). Requested, not guaranteed: the caller still validates what comes back."""
+    web_search: bool = False
+    """Offer the hosted `web_search` tool (Responses API only; the Chat client ignores it)."""
 
 
 @dataclass(slots=True)
@@ -82,6 +86,16 @@ class ToolCall:
     name: str
     arguments: str
     kind: Literal["function", "custom"] = "function"
+
+
+@dataclass(slots=True)
+class WebSearchCall:
+    """The hosted web search started (status in_progress) or finished (completed, failed…)."""
+
+    call_id: str
+    status: str
+    query: str = ""
+    sources: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -116,7 +130,7 @@ class Completed:
     usage: Usage
 
 
-ModelEvent = TextDelta | ReasoningDelta | ToolCall | Retrying | Completed
+ModelEvent = TextDelta | ReasoningDelta | ToolCall | WebSearchCall | Retrying | Completed
 
 
 class ModelError(Exception):

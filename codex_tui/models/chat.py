@@ -6,6 +6,8 @@ non-standard `reasoning_content` or `reasoning` delta fields and is streamed as 
 is kept in the history for display but not sent back (compatible servers reject or ignore it).
 An answer that ends with `finish_reason` `length` or `content_filter` raises ModelError (like the
 Responses client's `response.incomplete`), so a truncated tool call is never run.
+Chat Completions has no hosted tools: `ModelRequest.web_search` is ignored here (the agent notes
+once per task that the provider has no hosted search; an MCP search server is the way).
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def history_to_messages(instructions: str, history: list[HistoryItem]) -> list[d
     pending: dict[str, Any] | None = None
     for item in history:
         kind = item.get("type")
-        if kind == "reasoning":
+        if kind in ("reasoning", "web_search"):
             continue
         if kind == "tool_call" or (kind == "message" and item.get("role") == "assistant"):
             if pending is None or (kind == "message" and (pending["content"] or pending.get("tool_calls"))):

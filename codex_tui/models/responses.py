@@ -22,6 +22,7 @@ from codex_tui.models.base import (
     ToolCall,
     ToolSpec,
     Usage,
+    WebSearchCall,
 )
 from codex_tui.models.retry import (
     StreamFailure,
@@ -31,6 +32,10 @@ from codex_tui.models.retry import (
 )
 from codex_tui.models.sdk import WireClient, hang_up, raw_body
 
+WEB_SEARCH_TOOL: dict[str, Any] = {"type": "web_search"}
+"""The hosted search tool; its calls come back as `web_search_call` output items."""
+WEB_SEARCH_SOURCES = "web_search_call.action.sources"
+"""`include` entry asking for the URLs a search used."""
 RETRYABLE_CODES = frozenset(
     {"server_error", "rate_limit_exceeded", "internal_error", "overloaded", "slow_down"}
 )
@@ -69,13 +74,21 @@ def request_kwargs(request: ModelRequest) -> dict[str, Any]:
         "stream": True,
         "store": False,
     }
-    if request.tools:
-        kwargs["tools"] = [tool_param(spec) for spec in request.tools]
+    tools = [tool_param(spec) for spec in request.tools]
+    if request.web_search:
+        tools.append(WEB_SEARCH_TOOL)
+    if tools:
+        kwargs["tools"] = tools
         kwargs["tool_choice"] = "auto"
         kwargs["parallel_tool_calls"] = request.parallel_tool_calls
+    include: list[str] = []
     if request.reasoning_effort:
         kwargs["reasoning"] = {"effort": request.reasoning_effort, "summary": "auto"}
-        kwargs["include"] = ["reasoning.encrypted_content"]
+        include.append("reasoning.encrypted_content")
+    if request.web_search:
+        include.append(WEB_SEARCH_SOURCES)
+    if include:
+        kwargs["include"] = include
     if request.conversation_id:
         kwargs["prompt_cache_key"] = request.conversation_id
     if request.output_schema is not None:
@@ -140,6 +153,13 @@ def _input_item(item: HistoryItem) -> dict[str, Any] | None:
             "name": item["name"],
             "arguments": item.get("arguments", ""),
         }
+    if kind == "web_search":
+        return {
+            "type": "web_search_call",
+            "id": item.get("id", ""),
+            "status": item.get("status", "completed"),
+            "action": item.get("action") or {"type": "search"},
+        }
     if kind == "tool_result":
         wire = "custom_tool_call_output" if item.get("kind") == "custom" else "function_call_output"
         return {"type": wire, "call_id": item["call_id"], "output": item.get("output", "")}
@@ -189,7 +209,18 @@ def output_item_to_history(item: Any) -> HistoryItem | None:
             "arguments": item.input,
             "kind": "custom",
         }
+    if kind == "web_search_call":
+        action = item.action.model_dump(mode="json", exclude_none=True) if item.action is not None else {}
+        return {"type": "web_search", "id": item.id, "status": item.status, "action": action}
     return None
+
+
+def web_search_event(item: HistoryItem) -> WebSearchCall:
+    """The model event for a `web_search` history item (query and source URLs from its action)."""
+    action = item.get("action") or {}
+    query = action.get("query") or " | ".join(action.get("queries") or []) or action.get("url") or ""
+    sources = [str(s.get("url", "")) for s in action.get("sources") or [] if isinstance(s, dict)]
+    return WebSearchCall(str(item.get("id", "")), str(item.get("status", "")), str(query), sources)
 
 
 class _StreamState:
@@ -206,6 +237,8 @@ class _StreamState:
             return [TextDelta(event.delta)] if event.delta else []
         if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
             return [ReasoningDelta(event.delta)] if event.delta else []
+        if kind == "response.output_item.added" and getattr(event.item, "type", "") == "web_search_call":
+            return [WebSearchCall(event.item.id, "in_progress")]
         if kind == "response.output_item.done":
             return self._item_done(event.item)
         if kind == "response.completed":
@@ -226,6 +259,8 @@ class _StreamState:
         if converted is None:
             return []
         self.items.append(converted)
+        if converted["type"] == "web_search":
+            return [web_search_event(converted)]
         if converted["type"] != "tool_call":
             return []
         call = ToolCall(converted["call_id"], converted["name"], converted["arguments"], converted["kind"])

@@ -46,6 +46,9 @@ Fields of a turn:
   short of its completion event. ``stall_after_events``: the request after that goes silent after that many
   events for ``stall_ms``, then the connection is dropped (once).
   ``reasoning_field``: Chat only, ``reasoning_content`` (default) or ``reasoning``.
+  ``web_searches``: ``[{"query", "sources": [url], "status": completed|failed}]``, served as
+  ``web_search_call`` output items (before the text) when a Responses request offers the hosted
+  ``{"type": "web_search"}`` tool (sources only when it includes ``web_search_call.action.sources``).
   ``usage``: overrides the estimated token counts.
   ``finish_reason``: how the answer ends (Chat's ``finish_reason``, default ``tool_calls`` or
   ``stop``); on Responses ``length`` / ``content_filter`` end it with ``response.incomplete``.
@@ -416,6 +419,7 @@ class ScriptedServer:
         answer = Answer(
             ident, str(body.get("model", "scripted")), text, turn.reasoning, list(turn.tool_calls)
         )
+        answer.web_searches = list(turn.web_searches)
         produced = len(text) + len(turn.reasoning) + sum(len(c.argument_text()) for c in turn.tool_calls)
         answer.input_tokens = turn.usage.get("input_tokens", len(json.dumps(body)) // 4)
         answer.cached_tokens = turn.usage.get(

@@ -17,7 +17,7 @@ PROSE_WITHOUT_SCHEMA = "This answer is plain prose, not JSON: the request asked 
 SUMMARY_MARKER = "[scripted: {n} responses]"
 """Written into compaction summaries so turn counting survives a compacted history."""
 _MARKER_RE = re.compile(r"\[scripted: (\d+) responses\]")
-_ASSISTANT_ITEM_TYPES = ("reasoning", "function_call", "custom_tool_call")
+_ASSISTANT_ITEM_TYPES = ("reasoning", "function_call", "custom_tool_call", "web_search_call")
 
 
 class ScenarioError(ValueError):
@@ -62,12 +62,22 @@ class ScriptedToolCall:
 
 
 @dataclass(slots=True)
+class ScriptedSearch:
+    """A hosted web search the scripted model runs (Responses requests offering `web_search`)."""
+
+    query: str
+    sources: list[str] = field(default_factory=list)
+    status: str = "completed"
+
+
+@dataclass(slots=True)
 class Turn:
     """One scripted model response."""
 
     text: str = ""
     reasoning: str = ""
     tool_calls: list[ScriptedToolCall] = field(default_factory=list)
+    web_searches: list[ScriptedSearch] = field(default_factory=list)
     chunk_chars: int = 8
     chunk_delay_ms: float = 0.0
     delay_ms: float = 0.0
@@ -159,6 +169,8 @@ def _turn(raw: Any, where: str) -> Turn:
         turn.requires_schema = raw["requires_schema"]
     calls = _typed(raw.get("tool_calls", []), list, f"{where}: 'tool_calls'")
     turn.tool_calls = [_tool_call(c, f"{where} tool call {i + 1}") for i, c in enumerate(calls)]
+    searches = _typed(raw.get("web_searches", []), list, f"{where}: 'web_searches'")
+    turn.web_searches = [_search(s, f"{where} web search {i + 1}") for i, s in enumerate(searches)]
     errors = _typed(raw.get("errors", []), list, f"{where}: 'errors'")
     turn.errors = [_error(e, f"{where} error {i + 1}") for i, e in enumerate(errors)]
     usage = raw.get("usage", {})
@@ -181,6 +193,18 @@ def _tool_call(raw: Any, where: str) -> ScriptedToolCall:
     if call_id is not None and not isinstance(call_id, str):
         raise ScenarioError(f"{where}: 'call_id' must be a string")
     return ScriptedToolCall(raw["name"], raw.get("arguments"), text_input, kind, call_id)
+
+
+def _search(raw: Any, where: str) -> ScriptedSearch:
+    if not isinstance(raw, dict) or not isinstance(raw.get("query"), str):
+        raise ScenarioError(f"{where}: needs a string 'query'")
+    sources = raw.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise ScenarioError(f"{where}: 'sources' must be a list of URLs")
+    status = raw.get("status", "completed")
+    if status not in ("completed", "failed"):
+        raise ScenarioError(f"{where}: 'status' must be completed or failed")
+    return ScriptedSearch(raw["query"], list(sources), status)
 
 
 def _error(raw: Any, where: str) -> ScriptedError:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from codex_tui.models.scripted_scenario import ScriptedToolCall
+from codex_tui.models.scripted_scenario import ScriptedSearch, ScriptedToolCall
 
 
 @dataclass(slots=True)
@@ -24,6 +24,8 @@ class Answer:
     text: str = ""
     reasoning: str = ""
     tool_calls: list[ScriptedToolCall] = field(default_factory=list)
+    web_searches: list[ScriptedSearch] = field(default_factory=list)
+    """Served as `web_search_call` items only when the Responses request offers `web_search`."""
     input_tokens: int = 0
     cached_tokens: int = 0
     output_tokens: int = 0
@@ -98,6 +100,7 @@ def responses_output(answer: Answer, body: dict[str, Any]) -> list[dict[str, Any
     items: list[dict[str, Any]] = []
     if answer.reasoning:
         items.append(_reasoning_item(answer, body, done=True))
+    items += [_search_item(answer, i, body, done=True) for i in range(_searches_served(answer, body))]
     if answer.text:
         items.append(_message_item(answer, answer.text, "completed"))
     for call in render_calls(answer, offered_tools(body), custom_allowed=True):
@@ -151,6 +154,9 @@ def responses_events(answer: Answer, body: dict[str, Any], chunk_chars: int) -> 
     if answer.reasoning:
         events += _reasoning_events(answer, body, index, chunk_chars)
         index += 1
+    for number in range(_searches_served(answer, body)):
+        events += _search_events(answer, number, body, index)
+        index += 1
     if answer.text:
         events += _message_events(answer, index, chunk_chars)
         index += 1
@@ -172,6 +178,45 @@ def _responses_usage(answer: Answer) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": len(answer.reasoning) // 4},
         "total_tokens": answer.input_tokens + answer.output_tokens,
     }
+
+
+def _searches_served(answer: Answer, body: dict[str, Any]) -> int:
+    """How many of the answer's searches to serve: all when `web_search` is offered, else none."""
+    offered = any(isinstance(t, dict) and t.get("type") == "web_search" for t in body.get("tools") or [])
+    return len(answer.web_searches) if offered else 0
+
+
+def _search_item(answer: Answer, number: int, body: dict[str, Any], *, done: bool) -> dict[str, Any]:
+    search = answer.web_searches[number]
+    action: dict[str, Any] = {"type": "search", "query": search.query}
+    if done and "web_search_call.action.sources" in (body.get("include") or []):
+        action["sources"] = [{"type": "url", "url": url} for url in search.sources]
+    return {
+        "id": f"ws_{answer.ident}_{number}",
+        "type": "web_search_call",
+        "status": search.status if done else "in_progress",
+        "action": action,
+    }
+
+
+def _search_events(answer: Answer, number: int, body: dict[str, Any], index: int) -> list[dict[str, Any]]:
+    item_id = f"ws_{answer.ident}_{number}"
+    where = {"item_id": item_id, "output_index": index}
+    return [
+        {
+            "type": "response.output_item.added",
+            "output_index": index,
+            "item": _search_item(answer, number, body, done=False),
+        },
+        {"type": "response.web_search_call.in_progress", **where},
+        {"type": "response.web_search_call.searching", **where},
+        {"type": "response.web_search_call.completed", **where},
+        {
+            "type": "response.output_item.done",
+            "output_index": index,
+            "item": _search_item(answer, number, body, done=True),
+        },
+    ]
 
 
 def _reasoning_item(answer: Answer, body: dict[str, Any], *, done: bool) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The Sandbox protocol: where a task's commands run. Backends: `local.py`, `docker.py`."""
+"""The Sandbox protocol: where a task's commands run. Backends: `local.py`, `docker.py`, `kubernetes.py`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
+
+from codex_tui.config import KubernetesSettings
 
 Stream = Literal["stdout", "stderr"]
 OutputCallback = Callable[[Stream, bytes], None]
@@ -19,6 +21,8 @@ class SandboxLimits:
     cpus: float = 2.0
     memory_mb: int = 2048
     pids: int = 512
+    disk_mb: int = 0
+    """Bound on a workspace copied as data (the Kubernetes backend's pod volume and copy back); 0: none."""
 
 
 @dataclass(slots=True)
@@ -35,11 +39,17 @@ class SandboxSpec:
     """Host paths the checkout needs at the same absolute path (e.g. git alternates)."""
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment for commands; never secrets."""
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    """Where task pods run (the Kubernetes backend only)."""
+
+    network_access: Literal["off", "limited", "on"] = "off"
+    """The agent phase's internet ([environment] network_access); "limited" goes through the
+    egress proxy (docker backend), full access always has the network on."""
 
     @property
     def network(self) -> bool:
-        """Only full access gets a network."""
-        return self.mode == "full-access"
+        """Direct network: full access, or network_access = "on"."""
+        return self.mode == "full-access" or self.network_access == "on"
 
     @property
     def read_only(self) -> bool:

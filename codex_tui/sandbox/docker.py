@@ -41,6 +41,7 @@ from docker.types import LogConfig, Ulimit
 
 from codex_tui.boundary.identity import KEEPER_ID, sandbox_ids
 from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxError, SandboxSpec, Stream
+from codex_tui.sandbox.egress import Egress
 from codex_tui.sandbox.engine import (
     LABEL,
     LABEL_OWNER_HOST,
@@ -83,7 +84,7 @@ processes, other tasks), so it would fail innocent commands; the cgroup's pids l
 container's processes instead."""
 CAPPED_LOG = LogConfig(type="json-file", config={"max-size": LOG_MAX, "max-file": "1"})
 _BASE_ENV = {"PATH": IMAGE_PATH, "HOME": HOME, "LANG": "C.UTF-8", "TERM": "dumb"}
-_WRAPPER = (
+COMMAND_WRAPPER = (
     'trap : TERM; kill -KILL -1 2>/dev/null; { echo $$ > "$1"; } 2>/dev/null; cd "$2" || exit 1; '
     'shift 2; "$@"; rc=$?; kill -KILL -1 2>/dev/null; n=0; while [ $n -lt 400 ]; do left=; '
     'for p in /proc/[0-9]*; do [ "$p" != /proc/$$ ] && [ -O "$p" ] && left=1 && break; done; '
@@ -95,15 +96,15 @@ runs the command as its child. When the command returns, or a TERM from the host
 `kill -KILL -1` ends every process of the uid it left (backgrounded or escaped with setsid), then
 the wrapper waits (bounded, with builtins only) until they are reaped so their pids are free for
 the next command, and exits with the command's status."""
-_KILLER = (
+KILLER = (
     'read p < "$0" 2>/dev/null && kill -TERM -$p 2>/dev/null && { i=0; '
     'while kill -0 -$p 2>/dev/null && [ $i -lt "$1" ]; do sleep 0.05; i=$((i+1)); done; }; '
     "kill -KILL -1 2>/dev/null; exit 0"
 )
 """Run as the command's uid: TERM to the command's group, a short grace, then KILL to all of the uid."""
-_KILLED_BY_CLEANUP = 137
+KILLED_BY_CLEANUP = 137
 """The killer's exit status when the wrapper's own cleanup ended it first (the command is gone then)."""
-_OOM_PROBE = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
+OOM_PROBE = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
 
 _orphans: dict[str, docker.DockerClient] = {}
 """Containers that could not be removed because the engine was gone, with the client to remove
@@ -155,7 +156,7 @@ def _sweep(client: docker.DockerClient) -> list[str]:
     return removed
 
 
-class _ChunkRelay:
+class ChunkRelay:
     """Moves output chunks from the stream thread to the loop, merging them while the loop is busy."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, on_output: OutputCallback | None) -> None:
@@ -216,8 +217,11 @@ class DockerSandbox:
         ttl_s: int = DEFAULT_TTL_S,
         user: str | None = None,
         kill_from_host: bool = True,
+        egress: Egress | None = None,
     ) -> None:
         self.spec = spec
+        self.egress = egress
+        """Limited network: the task's internal network and egress proxy, made at start."""
         self.image = spec.image or DEFAULT_IMAGE
         self.uid, self.gid = command_ids(user)
         self.user = f"{self.uid}:{self.gid}"
@@ -245,9 +249,19 @@ class DockerSandbox:
             client = await get_client(self._client_factory)
             self._client = client
             await reap_orphans(client)
-            container_id = await in_thread(self._create, client, f"sleep {self.ttl_s}", False)
+            if self.egress is not None:
+                self.egress.ttl_s = self.ttl_s
+                await self.egress.start(client)
+            try:
+                container_id = await in_thread(self._create, client, f"sleep {self.ttl_s}", False)
+            except BaseException:
+                if self.egress is not None:
+                    await asyncio.shield(self.egress.stop())
+                raise
             if self._stopped:
                 await remove_container(client, container_id)
+                if self.egress is not None:
+                    await self.egress.stop()
                 raise SandboxError(f"the sandbox for task {self.spec.task_id} was stopped while starting")
             self.container_id = container_id
 
@@ -258,10 +272,11 @@ class DockerSandbox:
         """
         self._stopped = True
         container_id, self.container_id = self.container_id, None
-        if container_id is None or self._client is None:
-            return
-        if await remove_container(self._client, container_id):
-            await reap_orphans(self._client)
+        client = self._client
+        if container_id is not None and client is not None and await remove_container(client, container_id):
+            await reap_orphans(client)
+        if self.egress is not None:
+            await self.egress.stop()
 
     async def alive(self) -> bool:
         """Is the container still running? One inspect; False when it was removed, stopped or expired.
@@ -287,6 +302,8 @@ class DockerSandbox:
         """One line: image, container, network, workspace access, limits."""
         limits = self.spec.limits
         network = "network on" if self.spec.network else "network off"
+        if self.egress is not None and not self.spec.network:
+            network = self.egress.describe()
         workspace = "workspace read-only" if self.spec.read_only else "workspace writable"
         short = (self.container_id or "not started")[:12]
         return (
@@ -351,7 +368,8 @@ class DockerSandbox:
         memory = f"{limits.memory_mb}m"
         host_config = client.api.create_host_config(
             binds=binds,
-            network_mode="bridge" if (spec.network or escalated) else "none",
+            network_mode="bridge" if (spec.network or escalated) else self._quiet_network(),
+            dns=self._proxy_dns(escalated),
             nano_cpus=int(limits.cpus * 10**9),
             mem_limit=memory,
             memswap_limit=memory,
@@ -374,12 +392,28 @@ class DockerSandbox:
             # run by another uid than commands so that their cleanup cannot stop it.
             "user": self.user if escalated else f"{KEEPER_ID}:{KEEPER_ID}",
             "working_dir": WORKDIR,
-            "environment": sandbox_env(_BASE_ENV, spec.env),
+            "environment": sandbox_env(_BASE_ENV, spec.env, self._proxy_env(escalated)),
             "labels": labels,
             "host_config": host_config,
             "stdin_open": False,
             "tty": False,
         }
+
+    def _limited(self, escalated: bool) -> bool:
+        """Does this container reach out only through the egress proxy?"""
+        return self.egress is not None and not (self.spec.network or escalated)
+
+    def _quiet_network(self) -> str:
+        """No network, or (limited) only the task's internal network where the proxy listens."""
+        return self.egress.network if self.egress is not None else "none"
+
+    def _proxy_dns(self, escalated: bool) -> list[str] | None:
+        """Limited: the proxy's address as DNS server (it answers none), so the task resolves nothing."""
+        return [self.egress.proxy_ip] if self.egress is not None and self._limited(escalated) else None
+
+    def _proxy_env(self, escalated: bool) -> dict[str, str]:
+        """HTTP(S)_PROXY and NO_PROXY when limited (the only way out); nothing otherwise."""
+        return self.egress.env() if self.egress is not None and self._limited(escalated) else {}
 
     def _tmpfs(self) -> dict[str, str]:
         """/tmp for everyone (exec kept: build tools run things from it) and HOME for the command's uid."""
@@ -428,9 +462,9 @@ class DockerSandbox:
             await self.start()
         assert self._client is not None and self.container_id is not None
         pidfile = f"/tmp/.codex-exec-{uuid.uuid4().hex[:12]}.pid"
-        wrapped = ["sh", "-c", _WRAPPER, "sh", pidfile, _container_path(cwd), *argv]
+        wrapped = ["sh", "-c", COMMAND_WRAPPER, "sh", pidfile, _container_path(cwd), *argv]
         exec_id = await in_thread(self._exec_create, wrapped, env, self.user)
-        relay = _ChunkRelay(asyncio.get_running_loop(), on_output)
+        relay = ChunkRelay(asyncio.get_running_loop(), on_output)
         stream_done = _stream_exec(self._client, exec_id, relay)
         killed = False
         try:
@@ -453,7 +487,7 @@ class DockerSandbox:
                 cmd,
                 user=user,
                 workdir=WORKDIR,
-                environment=sandbox_env(_BASE_ENV, self.spec.env, env),
+                environment=sandbox_env(_BASE_ENV, self.spec.env, self._proxy_env(False), env),
             )
         except DockerException as exc:
             raise self._container_gone(exc) from None
@@ -491,13 +525,13 @@ class DockerSandbox:
         """Signal from an exec in the container, as the command's uid; retried while pids are full."""
         assert self._client is not None
         steps = str(int(KILL_GRACE_S / 0.05))
-        killer = ["sh", "-c", _KILLER, pidfile, steps]
+        killer = ["sh", "-c", KILLER, pidfile, steps]
         for _ in range(KILL_ATTEMPTS):
             try:
                 kill_id = await in_thread(self._exec_create, killer, None, self.user)
                 await in_thread(self._client.api.exec_start, kill_id)
                 code = (await in_thread(self._client.api.exec_inspect, kill_id)).get("ExitCode")
-                if code in (0, _KILLED_BY_CLEANUP):
+                if code in (0, KILLED_BY_CLEANUP):
                     return
             except (SandboxError, DockerException):
                 return
@@ -572,7 +606,7 @@ class DockerSandbox:
         assert self._client is not None
         output = b""
         with contextlib.suppress(SandboxError, DockerException):
-            probe = await in_thread(self._exec_create, ["sh", "-c", _OOM_PROBE], None, KEEPER_USER)
+            probe = await in_thread(self._exec_create, ["sh", "-c", OOM_PROBE], None, KEEPER_USER)
             output = await in_thread(self._client.api.exec_start, probe) or b""
         match = re.search(rb"oom_kill (\d+)", output)
         if match is None:
@@ -607,7 +641,7 @@ class DockerSandbox:
         client = self._client or await get_client(self._client_factory)
         self._client = client
         container_id = await in_thread(self._create_sibling, client, argv, cwd, env)
-        relay = _ChunkRelay(asyncio.get_running_loop(), on_output)
+        relay = ChunkRelay(asyncio.get_running_loop(), on_output)
         try:
             stream = await in_thread(
                 client.api.attach, container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
@@ -635,7 +669,7 @@ class DockerSandbox:
     ) -> str:
         kwargs = self._container_kwargs(client, escalated=True)
         kwargs["environment"] = sandbox_env(_BASE_ENV, self.spec.env, env)
-        command = ["sh", "-c", _WRAPPER, "sh", "/dev/null", _container_path(cwd), *argv]
+        command = ["sh", "-c", COMMAND_WRAPPER, "sh", "/dev/null", _container_path(cwd), *argv]
         try:
             created = self._create_clamping_cpus(client, command, kwargs)
         except ImageNotFound:
@@ -667,7 +701,7 @@ def _container_path(cwd: str | None) -> str:
     return cwd if cwd.startswith("/") else f"{WORKDIR}/{cwd}"
 
 
-def _stream_exec(client: docker.DockerClient, exec_id: str, relay: _ChunkRelay) -> asyncio.Future[None]:
+def _stream_exec(client: docker.DockerClient, exec_id: str, relay: ChunkRelay) -> asyncio.Future[None]:
     """Start the exec and pump its demuxed output from a dedicated thread; the future ends with it."""
 
     def frames() -> Iterable[Frame]:
@@ -676,7 +710,7 @@ def _stream_exec(client: docker.DockerClient, exec_id: str, relay: _ChunkRelay) 
     return _pump_in_thread(frames, relay)
 
 
-def _pump_in_thread(frames: Callable[[], Iterable[Frame]], relay: _ChunkRelay) -> asyncio.Future[None]:
+def _pump_in_thread(frames: Callable[[], Iterable[Frame]], relay: ChunkRelay) -> asyncio.Future[None]:
     """Iterate (stdout, stderr) frames in a dedicated thread, relaying chunks; the future ends with it."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()

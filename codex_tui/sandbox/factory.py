@@ -1,4 +1,5 @@
-"""Choosing and building a task's sandbox from the config: docker when the engine answers, else local."""
+"""Choosing and building a task's sandbox from the config: docker when the engine answers, else local;
+kubernetes only when asked for."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from codex_tui.config import BACKENDS, Config
 from codex_tui.protocol import SandboxMode
 from codex_tui.sandbox.base import OutputCallback, Sandbox, SandboxError, SandboxLimits, SandboxSpec
 from codex_tui.sandbox.docker import DockerSandbox, sweep_stale_containers
-from codex_tui.sandbox.engine import ClientFactory, engine_reachable, in_thread
-from codex_tui.sandbox.image import DEFAULT_IMAGE, ensure_env_image
+from codex_tui.sandbox.egress import Egress, RequestCallback, sweep_stale_networks
+from codex_tui.sandbox.engine import ClientFactory, engine_reachable, get_client, in_thread
+from codex_tui.sandbox.environment import Environment
+from codex_tui.sandbox.image import DEFAULT_IMAGE, SecretsSource, ensure_env_image
 from codex_tui.sandbox.local import LocalSandbox
 
 
@@ -33,6 +36,14 @@ class SandboxRequest:
     on_output: OutputCallback | None = None
     """Receives the setup script's output (only when it actually runs)."""
     client_factory: ClientFactory | None = None
+    environment: Environment | None = None
+    """Network access, setup/maintenance, plain variables and secrets names (sandbox/environment.py)."""
+    secrets: SecretsSource | None = None
+    """The secrets' values, asked for only when a setup or maintenance script runs."""
+    on_network: RequestCallback | None = None
+    """Receives each request the egress proxy judged (limited network)."""
+    maintenance: bool = False
+    """Run the maintenance script on the cached image even when its inputs did not change."""
 
 
 def spec_from_config(
@@ -53,16 +64,22 @@ def spec_from_config(
         workspace=workspace,
         mode=chosen,  # type: ignore[arg-type]
         image=cfg.sandbox_image,
-        limits=SandboxLimits(cpus=cfg.sandbox_cpus, memory_mb=cfg.sandbox_memory_mb, pids=cfg.sandbox_pids),
+        limits=SandboxLimits(
+            cpus=cfg.sandbox_cpus,
+            memory_mb=cfg.sandbox_memory_mb,
+            pids=cfg.sandbox_pids,
+            disk_mb=cfg.sandbox_disk_mb,
+        ),
         extra_ro_mounts=list(extra_ro_mounts or []),
         env=dict(env or {}),
+        kubernetes=cfg.sandbox_kubernetes,
     )
 
 
 async def choose_backend(
     requested: str = "auto", client_factory: ClientFactory | None = None
 ) -> BackendChoice:
-    """`docker` and `local` are taken as asked; `auto` is docker when the engine answers, else local."""
+    """Any backend but `auto` is taken as asked; `auto` is docker when the engine answers, else local."""
     if requested not in BACKENDS:
         raise SandboxError(f"unknown sandbox backend '{requested}' (one of {', '.join(BACKENDS)})")
     if requested != "auto":
@@ -81,8 +98,22 @@ async def create_sandbox(spec: SandboxSpec, request: SandboxRequest | None = Non
     """
     request = request or SandboxRequest()
     choice = await choose_backend(request.backend, request.client_factory)
+    environment = request.environment or Environment()
+    spec.env = {**environment.env, **spec.env}
+    spec.network_access = environment.network.access
+    if choice.backend != "docker" and spec.network_access == "limited":
+        spec.network_access = "off"
+        if not spec.network:
+            limited = "limited network access needs the docker backend: this task has no network"
+            choice.note = f"{choice.note} {limited}".strip()
     if choice.backend == "local":
         return LocalSandbox(spec), choice.note
+    if choice.backend == "kubernetes":
+        from codex_tui.sandbox.k8s_images import kubernetes_image
+        from codex_tui.sandbox.kubernetes import KubernetesSandbox
+
+        await kubernetes_image(spec, request, environment)
+        return KubernetesSandbox(spec), choice.note
     if request.repo is not None:
         base = spec.image or DEFAULT_IMAGE
         spec.image = await ensure_env_image(
@@ -92,8 +123,14 @@ async def create_sandbox(spec: SandboxSpec, request: SandboxRequest | None = Non
             request.on_output,
             client_factory=request.client_factory,
             limits=spec.limits,
+            environment=environment,
+            secrets=request.secrets,
+            maintenance=request.maintenance,
         )
-    return DockerSandbox(spec, request.client_factory), choice.note
+    egress = None
+    if spec.network_access == "limited" and not spec.network:
+        egress = Egress(spec.task_id, environment.network.policy(), request.on_network)
+    return DockerSandbox(spec, request.client_factory, egress=egress), choice.note
 
 
 async def startup_sweep(client_factory: ClientFactory | None = None) -> list[str]:
@@ -101,4 +138,5 @@ async def startup_sweep(client_factory: ClientFactory | None = None) -> list[str
     ok, _ = await in_thread(engine_reachable, client_factory)
     if not ok:
         return []
-    return await sweep_stale_containers(client_factory)
+    removed = await sweep_stale_containers(client_factory)
+    return removed + await sweep_stale_networks(await get_client(client_factory))

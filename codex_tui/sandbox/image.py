@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from codex_tui.sandbox.engine import (
     owner_labels,
     shared_client,
 )
+from codex_tui.sandbox.environment import Environment, SecretMasker
 
 DEFAULT_IMAGE = "codex-tui-sandbox:latest"
 IMAGE_VERSION = "1"
@@ -78,6 +79,9 @@ ENV_LABEL = "codex-tui.env-of"
 ENV_REPO_LABEL = "codex-tui.env-repo"
 """The repository path a setup image was built for; `prune_env_images` keeps the newest per repository."""
 ENV_REPOSITORY = "codex-tui-env"
+MAINTAINED_LABEL = "codex-tui.env-maintenance-key"
+"""The maintenance key (script + the files it names) the image's contents are current for."""
+_PLAIN_DEFINITION = Environment().definition()
 LOG_TAIL_LINES = 30
 
 _STRIP_PATHS = (
@@ -133,13 +137,31 @@ class ImageStatus:
 class _Emitter:
     """Hands output produced in worker threads to `on_output` on the event loop, line by line."""
 
-    def __init__(self, on_output: OutputCallback | None, tail_lines: int = LOG_TAIL_LINES) -> None:
+    def __init__(
+        self,
+        on_output: OutputCallback | None,
+        tail_lines: int = LOG_TAIL_LINES,
+        masker: SecretMasker | None = None,
+    ) -> None:
         self._on_output = on_output
         self._loop = asyncio.get_running_loop()
         self.tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+        self.masker = masker
+        """Secrets of the setup run: masked before anything is kept or forwarded."""
 
     def __call__(self, stream: Stream, data: bytes) -> None:
-        """Thread-safe: remember the tail and forward the chunk to the loop."""
+        """Thread-safe: mask secrets, remember the tail and forward the chunk to the loop."""
+        if self.masker is not None:
+            data = self.masker.feed(stream, data)
+        self._forward(stream, data)
+
+    def flush(self) -> None:
+        """Release what the masker held back (the output ended)."""
+        if self.masker is not None:
+            for stream in ("stdout", "stderr"):
+                self._forward(stream, self.masker.flush(stream))  # type: ignore[arg-type]
+
+    def _forward(self, stream: Stream, data: bytes) -> None:
         if not data:
             return
         text = data.decode("utf-8", "replace")
@@ -451,8 +473,9 @@ def resolve_setup_script(repo: Path, setup_script: str | None) -> str | None:
     return text if text.strip() else None
 
 
-def setup_inputs(repo: Path, script: str) -> list[Path]:
-    """Lock files whose contents decide the cache key: common ones plus files the script names."""
+def setup_inputs(repo: Path, script: str, environment: Environment | None = None) -> list[Path]:
+    """Lock files whose contents decide the cache key: common ones plus files the script names,
+    minus the files a maintenance script refreshes (those decide `maintenance_key` instead)."""
     found: set[Path] = set()
     root = repo.resolve()
     for pattern in LOCK_FILE_PATTERNS:
@@ -461,17 +484,27 @@ def setup_inputs(repo: Path, script: str) -> list[Path]:
         candidate = (root / token).resolve()
         if candidate.is_file() and candidate.is_relative_to(root):
             found.add(candidate)
+    if environment is not None and environment.maintenance:
+        found -= set(maintenance_inputs(repo, environment))
     return sorted(found)
 
 
-def env_image_tag(base_id: str, repo: Path, script: str) -> str:
-    """`codex-tui-env:<hash>` of (base image id, script, lock files); blocking (reads files)."""
-    digest = hashlib.sha256()
-    for part in (base_id, script):
-        digest.update(part.encode())
-        digest.update(b"\0")
+def maintenance_inputs(repo: Path, environment: Environment) -> list[Path]:
+    """The files `maintenance_inputs` names: repository-relative paths or glob patterns, files only."""
     root = repo.resolve()
-    for path in setup_inputs(repo, script):
+    found: set[Path] = set()
+    for pattern in environment.maintenance_inputs:
+        if pattern.startswith("/") or ".." in Path(pattern).parts:
+            continue
+        for path in root.glob(pattern):
+            resolved = path.resolve()
+            if resolved.is_file() and resolved.is_relative_to(root):
+                found.add(resolved)
+    return sorted(found)
+
+
+def _hash_files(digest: Any, root: Path, paths: list[Path]) -> None:
+    for path in paths:
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         try:
             if path.stat().st_size <= MAX_HASHED_FILE_BYTES:
@@ -481,7 +514,37 @@ def env_image_tag(base_id: str, repo: Path, script: str) -> str:
         except OSError:
             digest.update(b"unreadable")
         digest.update(b"\0")
+
+
+def env_image_tag(base_id: str, repo: Path, script: str, environment: Environment | None = None) -> str:
+    """`codex-tui-env:<hash>` of (base image id, script, lock files, environment definition); blocking.
+
+    The definition holds plain variables, secret *names* and the maintenance script; never a
+    secret's value.
+    """
+    digest = hashlib.sha256()
+    definition = environment.definition() if environment is not None else _PLAIN_DEFINITION
+    # An environment that adds nothing keeps the tags images had before environments existed.
+    parts = [base_id, script] + ([definition] if definition != _PLAIN_DEFINITION else [])
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    root = repo.resolve()
+    _hash_files(digest, root, setup_inputs(repo, script, environment))
     return f"codex-tui-env:{digest.hexdigest()[:16]}"
+
+
+def maintenance_key(repo: Path, environment: Environment) -> str:
+    """Hash of the maintenance script and the files it names; "" when there is no maintenance script."""
+    if not environment.maintenance:
+        return ""
+    digest = hashlib.sha256(environment.maintenance.encode() + b"\0")
+    _hash_files(digest, repo.resolve(), maintenance_inputs(repo, environment))
+    return digest.hexdigest()[:16]
+
+
+SecretsSource = Callable[[], dict[str, str]]
+"""Returns the secrets' values; called only when a setup or maintenance script actually runs."""
 
 
 async def ensure_env_image(
@@ -493,27 +556,57 @@ async def ensure_env_image(
     client_factory: ClientFactory | None = None,
     timeout_s: float = 1800.0,
     limits: SandboxLimits | None = None,
+    environment: Environment | None = None,
+    secrets: SecretsSource | None = None,
+    maintenance: bool = False,
 ) -> str:
     """The image a task on `repo` starts from: `base`, or a cached image with the setup script run.
 
-    The setup container gets the task containers' memory and pids `limits`.
+    The setup container gets the task containers' memory and pids `limits`. When the cached image
+    is reused, the environment's maintenance script runs on it first if the files it names
+    changed since (or on every reuse when asked, or when `maintenance` is True); the result
+    replaces the cached image.
     """
-    script = await asyncio.to_thread(resolve_setup_script, repo, setup_script)
+    env = environment or Environment()
+    script = await asyncio.to_thread(resolve_setup_script, repo, setup_script or env.setup)
     if script is None:
         return base
     client = await get_client(client_factory)
     base_id = await in_thread(_image_id, client, base)
-    tag = await asyncio.to_thread(env_image_tag, base_id, repo, script)
-    if await in_thread(_image_exists, client, tag):
+    tag = await asyncio.to_thread(env_image_tag, base_id, repo, script, env)
+    key = await asyncio.to_thread(maintenance_key, repo, env)
+    wanted = bool(key) and (maintenance or env.maintenance_every_reuse)
+    labels = await in_thread(_image_labels, client, tag)
+    if labels is not None and not wanted and labels.get(MAINTAINED_LABEL, "") == key:
         return tag
     lock = _env_locks.setdefault(asyncio.get_running_loop(), {}).setdefault(tag, asyncio.Lock())
     async with lock, _file_lock(tag):
-        if await in_thread(_image_exists, client, tag):
+        labels = await in_thread(_image_labels, client, tag)
+        if labels is not None and not wanted and labels.get(MAINTAINED_LABEL, "") == key:
             return tag
-        emit = _Emitter(on_output)
-        setup = _Setup(base, base_id, repo, script, tag, limits or SandboxLimits())
-        await _run_setup(client, setup, emit, timeout_s)
+        values = await asyncio.to_thread(secrets) if secrets is not None else {}
+        emit = _Emitter(on_output, masker=SecretMasker(values))
+        if labels is None:
+            setup = _Setup(base, base_id, repo, script, tag, limits or SandboxLimits(), env.env, values, key)
+            await _run_setup(client, setup, emit, timeout_s)
+        else:
+            assert env.maintenance is not None
+            job = _Setup(
+                tag, base_id, repo, env.maintenance, tag, limits or SandboxLimits(), env.env, values, key
+            )
+            await _run_setup(client, job, emit, timeout_s, maintenance=True)
     return tag
+
+
+def _image_labels(client: docker.DockerClient, name: str) -> dict[str, str] | None:
+    """The image's labels, or None when it does not exist."""
+    try:
+        attrs = client.images.get(name).attrs
+    except ImageNotFound:
+        return None
+    except DockerException as exc:
+        raise SandboxError(f"cannot inspect image {name}: {exc}") from None
+    return dict((attrs.get("Config") or {}).get("Labels") or {})
 
 
 def _image_id(client: docker.DockerClient, name: str) -> str:
@@ -567,7 +660,8 @@ _SETUP_CAP_DROP = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT"]
 
 @dataclass(slots=True)
 class _Setup:
-    """One setup run: the base image, the repository and its script, the tag to cache it as."""
+    """One setup (or maintenance) run: the image to run it in, the repository, its script, the
+    tag to cache it as, and what it gets: plain variables and the secrets' values."""
 
     base: str
     base_id: str
@@ -575,6 +669,9 @@ class _Setup:
     script: str
     tag: str
     limits: SandboxLimits
+    env: dict[str, str]
+    secrets: dict[str, str]
+    maintenance_key: str = ""
 
 
 def _setup_host_config(api: docker.APIClient, setup: _Setup) -> dict[str, Any]:
@@ -600,46 +697,66 @@ def _setup_host_config(api: docker.APIClient, setup: _Setup) -> dict[str, Any]:
     )
 
 
-async def _run_setup(client: docker.DockerClient, setup: _Setup, emit: _Emitter, timeout_s: float) -> None:
-    base, base_id, repo, script, tag = setup.base, setup.base_id, setup.repo, setup.script, setup.tag
-    emit("stdout", f"running the setup script for {repo} in {base} (cached as {tag})\n".encode())
+_SETUP_KEEPER = ["sh", "-c", "while :; do sleep 3600; done"]
+"""The setup container's main process; the script itself runs as a `docker exec` beside it."""
+
+
+async def _run_setup(
+    client: docker.DockerClient, setup: _Setup, emit: _Emitter, timeout_s: float, *, maintenance: bool = False
+) -> None:
+    """Run the script in a container of `setup.base` and commit the result as `setup.tag`.
+
+    The container's own environment (which `docker commit` copies into the image) holds only
+    plain variables; the secrets reach the script as the exec's environment, which is not part
+    of the container's config, so the cached image's config and history never hold them.
+    """
+    what = "maintenance script" if maintenance else "setup script"
+    emit("stdout", f"running the {what} for {setup.repo} in {setup.base} (cached as {setup.tag})\n".encode())
     api = client.api
-    host_config = _setup_host_config(api, setup)
+    plain = {"HOME": "/root", "DEBIAN_FRONTEND": "noninteractive", **setup.env}
     created = await in_thread(
         api.create_container,
-        base,
-        command=["sh", "-c", _SETUP_SHELL, "setup", script],
+        setup.base,
+        command=_SETUP_KEEPER,
         working_dir="/workspace",
-        environment={"HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"},
-        labels={**owner_labels(), LABEL_TASK: f"setup:{tag}"},
-        host_config=host_config,
+        environment=plain,
+        labels={**owner_labels(), LABEL_TASK: f"setup:{setup.tag}"},
+        host_config=_setup_host_config(api, setup),
     )
     container_id = str(created["Id"])
+    old_id = await in_thread(_image_id, client, setup.tag) if maintenance else ""
     try:
-        stream = await in_thread(
-            api.attach, container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
-        )
-        pumped = _pump_logs(stream, emit)
         await in_thread(api.start, container_id)
-        code = await _wait_exit(client, container_id, emit, timeout_s)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(pumped, 5.0)
+        command = ["sh", "-c", _SETUP_SHELL, "setup", setup.script]
+        exec_id = (
+            await in_thread(api.exec_create, container_id, command, environment={**plain, **setup.secrets})
+        )["Id"]
+        stream = await in_thread(api.exec_start, exec_id, stream=True, demux=True)
+        code = await _wait_exec(client, container_id, exec_id, _pump_logs(stream, emit), emit, timeout_s)
+        emit.flush()
         if code != 0:
-            raise SandboxError(f"the setup script failed (exit {code}); last lines:\n{emit.tail_text()}")
-        changes = [
-            'CMD ["/bin/bash"]',
-            "WORKDIR /workspace",
-            f'LABEL {ENV_LABEL}="{base_id}" codex-tui.env-created="{int(time.time())}" '
-            f"{ENV_REPO_LABEL}={json.dumps(str(repo.resolve()), ensure_ascii=False)}",
-        ]
-        repository, _, version = tag.partition(":")
+            raise SandboxError(f"the {what} failed (exit {code}); last lines:\n{emit.tail_text()}")
+        labels = f"{MAINTAINED_LABEL}={json.dumps(setup.maintenance_key)}"
+        if not maintenance:
+            labels += (
+                f' {ENV_LABEL}="{setup.base_id}" codex-tui.env-created="{int(time.time())}" '
+                f"{ENV_REPO_LABEL}={json.dumps(str(setup.repo.resolve()), ensure_ascii=False)}"
+            )
+        changes = ['CMD ["/bin/bash"]', "WORKDIR /workspace", f"LABEL {labels}"]
+        repository, _, version = setup.tag.partition(":")
         await in_thread(api.commit, container_id, repository=repository, tag=version, changes=changes)
-        emit("stdout", f"cached the setup as {tag}\n".encode())
+        emit(
+            "stdout", f"cached the {'maintained image' if maintenance else 'setup'} as {setup.tag}\n".encode()
+        )
     except DockerException as exc:
-        raise SandboxError(f"the setup script could not run: {exc}\n{emit.tail_text()}") from None
+        message = emit.masker.mask_text(str(exc)) if emit.masker is not None else str(exc)
+        raise SandboxError(f"the {what} could not run: {message}\n{emit.tail_text()}") from None
     finally:
         with contextlib.suppress(DockerException, SandboxError):  # the engine may be gone: swept later
             await in_thread(api.remove_container, container_id, force=True)
+    if old_id:
+        with contextlib.suppress(DockerException, SandboxError):  # still used by a running task: kept
+            await in_thread(api.remove_image, old_id)
 
 
 def _pump_logs(stream: Iterable[tuple[bytes | None, bytes | None]], emit: _Emitter) -> asyncio.Future[None]:
@@ -662,16 +779,25 @@ def _pump_logs(stream: Iterable[tuple[bytes | None, bytes | None]], emit: _Emitt
     return done
 
 
-async def _wait_exit(client: docker.DockerClient, container_id: str, emit: _Emitter, timeout_s: float) -> int:
-    """The setup container's exit code; kills it and raises SandboxError after `timeout_s`."""
+async def _wait_exec(
+    client: docker.DockerClient,
+    container_id: str,
+    exec_id: str,
+    pumped: asyncio.Future[None],
+    emit: _Emitter,
+    timeout_s: float,
+) -> int:
+    """The script's exit code once its output ended; kills the container and raises after `timeout_s`."""
     try:
-        result = await asyncio.wait_for(in_thread(client.api.wait, container_id), timeout_s)
+        await asyncio.wait_for(asyncio.shield(pumped), timeout_s)
     except TimeoutError:
         with contextlib.suppress(DockerException, SandboxError):
             await in_thread(client.api.kill, container_id)
         message = f"the setup script did not finish in {timeout_s:.0f} s:\n{emit.tail_text()}"
         raise SandboxError(message) from None
-    return int(result.get("StatusCode", 1))
+    info = await in_thread(client.api.exec_inspect, exec_id)
+    code = info.get("ExitCode")
+    return 1 if code is None else int(code)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_tui.config import APPROVAL_POLICIES, Config, ConfigError
+from codex_tui.config import APPROVAL_POLICIES, BACKENDS, Config, ConfigError
 from codex_tui.models.base import ModelClient
 from codex_tui.process import process_alive
 from codex_tui.protocol import (
@@ -56,6 +56,7 @@ from codex_tui.sandbox.factory import choose_backend, startup_sweep
 from codex_tui.sandbox.image import image_status
 from codex_tui.tasks import handover
 from codex_tui.tasks.kinds import escalation_refusal, sandbox_mode_for
+from codex_tui.tasks.mcp_servers import McpServerPool
 from codex_tui.tasks.store import RolloutStore, TaskRecord
 from codex_tui.tasks.submission import (
     ReviewJob,
@@ -133,8 +134,9 @@ class TaskManager:
         self.store.on_error = self.store.on_error or self._store_failed
         self.requested_backend = sandbox_backend or config.sandbox_backend
         self.approval_policy = approval_policy or config.approval_policy
-        if self.requested_backend not in ("auto", "docker", "local"):
-            raise ConfigError(f"sandbox backend '{self.requested_backend}' is not one of auto, docker, local")
+        if self.requested_backend not in BACKENDS:
+            known = ", ".join(BACKENDS)
+            raise ConfigError(f"sandbox backend '{self.requested_backend}' is not one of {known}")
         if self.approval_policy not in APPROVAL_POLICIES:
             raise ConfigError(f"approval policy '{self.approval_policy}' is not one of on-request, never")
         self.allow_non_git = allow_non_git or config.allow_non_git
@@ -148,6 +150,9 @@ class TaskManager:
         self._clients: dict[str, ModelClient] = {}
         self._started = False
         self._closing = False
+        self._models_loading: asyncio.Task[Any] | None = None
+        self.mcp = McpServerPool(config.mcp_servers)
+        """The MCP servers tasks share (started on first need, stopped by `close`)."""
         self._storage_failures: dict[str, str] = {}
         """Tasks whose rollout, history or the index could not be written: why they must stop."""
 
@@ -158,8 +163,11 @@ class TaskManager:
         if self._started:
             return
         await self.store.open()
-        # The openai package takes ~0.7 s to import: do it off the loop, before the first task needs it.
-        await asyncio.to_thread(importlib.import_module, "codex_tui.models.factory")
+        # The openai package takes ~0.5 s to import: off the loop, while the first task's checkout and
+        # container are made (`models_ready` is awaited just before a model client is needed).
+        self._models_loading = asyncio.create_task(
+            asyncio.to_thread(importlib.import_module, "codex_tui.models.factory")
+        )
         self.backend, self.backend_note = await self._resolve_backend()
         records = list(self.store.records.values())
         self._seqs.update(await self.store.last_seqs(r.id for r in records))
@@ -199,8 +207,11 @@ class TaskManager:
             if task.record.status in ACTIVE_STATUSES:
                 task.set_status("failed", APP_STOPPED)
         await asyncio.gather(*(t.stop() for t in self._tasks.values()), return_exceptions=True)
+        await self.mcp.close()
         await self.store.flush()  # a turn that ended just now and cannot be saved fails before we go
         await self.store.close()
+        if self._models_loading is not None:
+            await asyncio.gather(self._models_loading, return_exceptions=True)
 
     async def _resolve_backend(self) -> tuple[str, str]:
         """'auto' becomes docker when the engine answers and the image exists, else local (with a note)."""
@@ -240,7 +251,14 @@ class TaskManager:
             allow_non_git=self.allow_non_git,
             on_status=self._on_status,
             task_workspace=self._task_workspace,
+            models_ready=self._models_ready,
+            mcp=self.mcp,
         )
+
+    async def _models_ready(self) -> None:
+        """Wait until the model clients' package is loaded (started by `start`)."""
+        if self._models_loading is not None:
+            await asyncio.shield(self._models_loading)
 
     async def _task_workspace(self, task_id: str) -> Workspace:
         """Another task's checkout (opened when needed): what a review of that task reads."""
@@ -549,6 +567,8 @@ class TaskManager:
             provider=self.config.model_provider,
             kind=spec.kind,
             review_target=target,
+            network=spec.network,
+            allowed_domains=list(spec.allowed_domains),
         )
         task = Task(record, self._context())
         self._tasks[record.id] = task

@@ -94,6 +94,10 @@ class TaskRecord:
     """A review task's last result: the ITEM_REVIEW item without its id (findings, verdict…)."""
     pr: dict[str, Any] = field(default_factory=dict)
     """The pull-request text made for this task's change: {title, body} (empty until made)."""
+    network: str = ""
+    """The agent phase's internet asked for at submit (off|limited|on; "" = the environment's)."""
+    allowed_domains: list[str] = field(default_factory=list)
+    """Allowlist entries added at submit to the environment's (network limited)."""
 
     def summary(self) -> dict[str, Any]:
         """Plain JSON summary for front ends (no checkout paths or checkpoints)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from codex_tui.agent.review import review_request
-from codex_tui.config import EFFORTS, Config
+from codex_tui.config import EFFORTS, NETWORK_ACCESS, Config, ConfigError, check_environment_key
 from codex_tui.protocol import REVIEW_TARGETS, SANDBOX_MODES, TASK_KINDS
 from codex_tui.tasks.kinds import kind_name, sandbox_mode_for
 from codex_tui.tasks.store import TaskRecord
@@ -38,6 +38,9 @@ class Submission:
     title: str
     kind: str = "code"
     reviews: list[ReviewJob] = field(default_factory=list)
+    network: str = ""
+    """off|limited|on for these tasks ("" = the environment's setting)."""
+    allowed_domains: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,13 @@ def check_submission(data: dict[str, Any], config: Config, default_repo: Path) -
     if not repo.is_dir():
         return f"repository folder not found: {repo}"
     title = data.get("title") or make_title(prompt or "image task")
+    network = data.get("network") or ""
+    if network and network not in NETWORK_ACCESS:
+        return f"network '{network}' is not one of {', '.join(NETWORK_ACCESS)}"
+    try:
+        domains = check_environment_key("allowed_domains", data.get("allowed_domains") or [], "task.submit")
+    except ConfigError as exc:
+        return str(exc)
     return Submission(
         prompt=prompt,
         images=[str(Path(p).expanduser().resolve()) for p in images],
@@ -96,6 +106,8 @@ def check_submission(data: dict[str, Any], config: Config, default_repo: Path) -
         repo=repo.resolve(),
         title=str(title),
         kind=kind,
+        network=network,
+        allowed_domains=list(domains),
     )
 
 

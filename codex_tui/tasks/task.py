@@ -27,6 +27,7 @@ from codex_tui.protocol import (
     DIFF_UPDATED,
     ERROR,
     ITEM_COMPLETED,
+    NETWORK_REQUEST,
     NOTE,
     SANDBOX_INFO,
     TASK_STATUS,
@@ -38,10 +39,13 @@ from codex_tui.protocol import (
 )
 from codex_tui.sandbox import disk
 from codex_tui.sandbox.base import SandboxError
+from codex_tui.sandbox.environment import load_environment, secrets_source
 from codex_tui.sandbox.factory import SandboxRequest, create_sandbox, spec_from_config
 from codex_tui.tasks.kinds import ReviewSettler, escalation_refusal, output_schema_for, tools_for
+from codex_tui.tasks.mcp_servers import McpServerPool
 from codex_tui.tasks.store import Checkpoint, RolloutStore, TaskRecord
 from codex_tui.tasks.task_sandbox import SetupLog, WatchedSandbox
+from codex_tui.tasks.task_tools import mcp_toolset, web_search_enabled
 from codex_tui.workspace.git import Workspace, WorkspaceError
 from codex_tui.workspace.review_target import ResolvedTarget
 
@@ -70,8 +74,16 @@ class TaskContext:
     """make_client(provider name) -> the shared client for that provider."""
     allow_non_git: bool = False
     on_status: Callable[[str, str], None] = field(default=lambda _tid, _status: None)
+    models_ready: Callable[[], Awaitable[None]] = field(default=lambda: _nothing())
+    """Awaited before the first model client is made (the openai package loads in the background)."""
     task_workspace: Callable[[str], Awaitable[Workspace]] | None = None
     """task_workspace(task id) -> that task's opened checkout (the change a review task reviews)."""
+    mcp: McpServerPool | None = None
+    """The app's MCP servers (shared by every task; started when a task first needs them)."""
+
+
+async def _nothing() -> None:
+    """An awaitable that is ready at once."""
 
 
 class TaskFailure(Exception):
@@ -98,6 +110,7 @@ class Task:
         self._history_task: asyncio.Task[None] | None = None
         self._history_dirty = False
         self._interrupted = False
+        self._search_noted = False
 
     # --- status and events -------------------------------------------------------------------
 
@@ -252,9 +265,20 @@ class Task:
         if self.sandbox is not None and self.sandbox_mode != self.record.mode:
             await self.drop_sandbox()
         if self.agent is None:
-            await self._build_agent()
-        if not self.sandbox_started:
-            await self._start_sandbox(SANDBOX_REPLACED if replaced else "")
+            await self._make_sandbox()
+        if not self.sandbox_started and self.sandbox is not None and self.sandbox.starting is None:
+            # The container starts while the model client loads and the agent is made.
+            note = SANDBOX_REPLACED if replaced else ""
+            self.sandbox.starting = asyncio.create_task(self._start_sandbox(note))
+        if self.agent is None:
+            await self._make_agent()
+        if self.sandbox is not None and self.sandbox.starting is not None:
+            # Before the turn: a sandbox that cannot start costs no model call, and the message
+            # stays unsent (kept for the next turn).
+            try:
+                await asyncio.shield(self.sandbox.starting)
+            except SandboxError as exc:
+                raise TaskFailure(f"the sandbox failed to start: {exc}") from None
 
     async def _drop_sandbox_if_gone(self) -> bool:
         """One check of an idle started sandbox; drop it when it is gone. True when it was dropped."""
@@ -291,6 +315,7 @@ class Task:
     async def _create_workspace(self, source: Path, checkout: Path) -> Workspace:
         try:
             if self.record.kind == "review":
+                self._diff_dirty = True  # its diff is the reviewed change: shown after the first turn
                 return await self._create_review_workspace(source, checkout)
             return await Workspace.create(
                 source,
@@ -337,8 +362,8 @@ class Task:
         except SandboxError as exc:
             self.note(f"could not unmount the checkout: {exc}", "warning")
 
-    async def _build_agent(self) -> None:
-        """Create the sandbox (not started; setup image built if needed) and the agent with its history."""
+    async def _make_sandbox(self) -> None:
+        """Create the sandbox (not started; the setup image is built first when needed)."""
         assert self.workspace is not None
         cfg = self.ctx.config
         spec = spec_from_config(
@@ -349,11 +374,21 @@ class Task:
             extra_ro_mounts=self.workspace.extra_ro_mounts,
         )
         setup = SetupLog(self.id, self.emit)
+        repo = Path(self.record.repo)
+        try:
+            environment = load_environment(
+                cfg, repo, network=self.record.network or None, allowed_domains=self.record.allowed_domains
+            )
+        except ConfigError as exc:
+            raise TaskFailure(str(exc)) from None
         request = SandboxRequest(
             backend=self.ctx.backend,
-            repo=Path(self.record.repo),
+            repo=repo,
             setup_script=cfg.setup,
             on_output=setup.output,
+            environment=environment,
+            secrets=secrets_source(environment, cfg.home, repo),
+            on_network=lambda data: self.emit(NETWORK_REQUEST, data),
         )
         try:
             sandbox, note = await create_sandbox(spec, request)
@@ -367,6 +402,11 @@ class Task:
         self.sandbox_error = ""
         self.sandbox_mode = self.record.mode
         self.sandbox_started = False
+
+    async def _make_agent(self) -> None:
+        """The agent with its saved history, on the sandbox made by `_make_sandbox`."""
+        assert self.workspace is not None and self.sandbox is not None
+        cfg = self.ctx.config
         history = await self.ctx.store.load_history(self.id)
         settings = AgentSettings(
             model=self.record.model,
@@ -377,8 +417,20 @@ class Task:
             home=cfg.home,
             kind=self.record.kind,
             output_schema=output_schema_for(self.record.kind),
+            web_search=web_search_enabled(cfg, self.record.provider, self.emit, noted=self._search_noted),
+        )
+        self._search_noted = self._search_noted or cfg.web_search
+        tools = tools_for(self.record.kind, self.record.mode, cfg.shell_timeout_ms)
+        mcp = mcp_toolset(
+            self.ctx.mcp,
+            self.emit,
+            kind=self.record.kind,
+            mode=self.record.mode,
+            approval_policy=self.ctx.approval_policy,
+            taken_names=[tool.spec.name for tool in tools],
         )
         try:
+            await self.ctx.models_ready()
             client = self.ctx.make_client(self.record.provider)
         except ConfigError as exc:
             raise TaskFailure(str(exc)) from None
@@ -393,7 +445,8 @@ class Task:
             cwd=self.workspace.path / self.workspace.subdir,
             history=history,
             on_files_changed=self.files_changed,
-            tools=tools_for(self.record.kind, self.record.mode, cfg.shell_timeout_ms),
+            tools=tools,
+            extra_tools=mcp.tools if mcp is not None else None,
         )
 
     def _sandbox_failed(self, exc: SandboxError) -> None:
@@ -410,11 +463,9 @@ class Task:
             asyncio.get_running_loop().call_later(0.02, self._stop_turn_after_sandbox_failure)
 
     async def _start_sandbox(self, note: str = "") -> None:
+        """Start the sandbox (in the background while the agent is made; see WatchedSandbox.starting)."""
         assert self.sandbox is not None
-        try:
-            await self.sandbox.start()
-        except SandboxError as exc:
-            raise TaskFailure(f"the sandbox failed to start: {exc}") from None
+        await self.sandbox.start()
         self.sandbox_started = True
         if note:
             self.note(note, "warning")
@@ -429,13 +480,18 @@ class Task:
         )
 
     async def drop_sandbox(self) -> None:
-        """Stop the sandbox and forget the agent (its history is saved); the next turn rebuilds both."""
+        """Stop the sandbox and forget the agent (its history is saved); the next turn rebuilds both.
+
+        A start still in progress is waited for first, so no container is left behind.
+        """
         sandbox, self.sandbox = self.sandbox, None
         if self.agent is not None:
             await self.save_history()
         self.agent = None
         self.sandbox_started = False
         if sandbox is not None:
+            if sandbox.starting is not None:
+                await asyncio.gather(asyncio.shield(sandbox.starting), return_exceptions=True)
             with contextlib.suppress(Exception):
                 await sandbox.stop()
 
@@ -657,7 +713,8 @@ class Task:
         """Summarise the conversation so far to free context."""
         await self.ensure_workspace()
         if self.agent is None:
-            await self._build_agent()
+            await self._make_sandbox()
+            await self._make_agent()
         assert self.agent is not None
         ok, message = await self.agent.compact()
         await self.save_history()

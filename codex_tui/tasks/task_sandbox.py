@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,8 @@ class WatchedSandbox:
         self.failed: SandboxError | None = None
         self.backend = inner.backend
         self.workdir = inner.workdir
+        self.starting: asyncio.Task[None] | None = None
+        """The start in progress (it overlaps loading the model client); commands wait for it."""
 
     async def start(self) -> None:
         """Start the real sandbox."""
@@ -40,6 +43,8 @@ class WatchedSandbox:
         if self.failed is not None:
             raise SandboxError(f"the sandbox is gone ({self.failed})")
         try:
+            if self.starting is not None:
+                await asyncio.shield(self.starting)
             return await self.inner.exec(
                 argv, cwd=cwd, timeout_s=timeout_s, on_output=on_output, env=env, escalated=escalated
             )

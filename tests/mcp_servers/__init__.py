@@ -1,0 +1,1 @@
+"""Real MCP servers for the MCP client tests, built with the official `mcp` SDK."""
