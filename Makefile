@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install docker image demo exec-demo run test test-fast test-k8s lint format bench screenshots clean
+.PHONY: install docker image demo exec-demo run test test-fast test-k8s test-browser lint format bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,10 @@ exec-demo: install
 run: install
 	$(BIN)/codex-tui
 
-## The whole test suite: unit, integration (real Docker engine), TUI (Pilot + snapshots), e2e (tmux).
-## The Kubernetes cluster tests are `make test-k8s`.
+## The whole test suite: unit, integration (real Docker engine), TUI (Pilot + snapshots), e2e (tmux),
+## and as root the Kubernetes tests on a real cluster (its build runs in the background meanwhile).
 test: docker
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not k8s"
+	PYTHON=$(BIN)/python bash scripts/test_all.sh
 
 ## Everything but the Docker and tmux tests (for a quick loop while editing).
 test-fast: install
@@ -49,6 +49,12 @@ test-k8s: docker
 	bash scripts/k8s/up.sh
 	KUBECONFIG=$(K8S_KUBECONFIG) $(BIN)/python -m pytest -q -p no:cacheprovider -m k8s tests/k8s; rc=$$?; \
 	  bash scripts/k8s/down.sh; exit $$rc
+
+## The browser image (Debian's chromium; built when missing, ~2-3 min) and the test that screenshots a
+## page served inside a sandbox. `make test` runs this test too; this target runs it alone.
+test-browser: docker
+	$(BIN)/codex-tui sandbox build --browser --if-missing
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/test_artifacts_browser.py
 
 lint: install
 	$(BIN)/ruff check codex_tui tests bench scripts

@@ -195,6 +195,10 @@ def sandbox_parser() -> argparse.ArgumentParser:
     parser.add_argument("action", choices=("build", "status", "prune"))
     parser.add_argument("--if-missing", action="store_true", help="build only when missing or stale")
     parser.add_argument(
+        "--browser", action="store_true",
+        help="build: the variant with Debian's chromium and fonts (codex-tui-sandbox-browser:latest)",
+    )  # fmt: skip
+    parser.add_argument(
         "--maintenance", action="store_true",
         help="build: bring the repository's (-C) setup image up to date by running its maintenance script",
     )  # fmt: skip
@@ -374,6 +378,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     from codex_tui.sandbox.base import SandboxError
     from codex_tui.sandbox.image import (
+        BROWSER_IMAGE,
         build_default_image,
         ensure_default_image,
         image_status,
@@ -394,8 +399,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
             print(run(refresh_environment_image(cfg, resolve_repo(args), _print_chunk)))
             return 0
-        builder = ensure_default_image if args.if_missing else build_default_image
-        run(builder(cfg.sandbox_image, _print_chunk))
+        tag = BROWSER_IMAGE if args.browser else cfg.sandbox_image
+        if args.if_missing:
+            run(ensure_default_image(tag, _print_chunk, browser=args.browser or None))
+        else:
+            run(build_default_image(tag, _print_chunk, browser=args.browser or None))
+        if args.browser and cfg.sandbox_image != BROWSER_IMAGE:
+            print(f'to use it, set in the config: [sandbox] image = "{BROWSER_IMAGE}"')
         return 0
     except SandboxError as exc:
         raise CliError(f"sandbox {args.action}: {exc}") from None

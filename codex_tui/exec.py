@@ -185,6 +185,8 @@ class HumanPrinter:
             self.line(event.task_id, f"✗ {item.get('message', '')}")
         elif kind in (p.ITEM_MCP_TOOL_CALL, p.ITEM_WEB_SEARCH):
             self.line(event.task_id, tool_item_line(item))
+        elif kind == p.ITEM_ARTIFACT:
+            self.line(event.task_id, artifact_line(item))
 
     def command(self, task_id: str, item: dict[str, Any]) -> None:
         """`▶ Ran pytest -q · exit 1 · 2.3 s`, plus the output's tail when it failed."""
@@ -321,6 +323,13 @@ def tool_item_line(item: dict[str, Any]) -> str:
     if item.get("status") == "failed":
         return f"{head} · failed: {_one_line(str(item.get('error') or ''), 160)}"
     return f"{head} · {item.get('status')}"
+
+
+def artifact_line(item: dict[str, Any]) -> str:
+    """`📎 shot.png — the login page at 1280×800` (the caption only when there is one)."""
+    caption = _one_line(strip_controls(str(item.get("caption") or "")), 160)
+    name = _one_line(strip_controls(str(item.get("name") or "")), 100)
+    return f"📎 {name} — {caption}" if caption else f"📎 {name}"
 
 
 def _one_line(text: str, limit: int) -> str:

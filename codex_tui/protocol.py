@@ -83,6 +83,11 @@ ITEM_ERROR: Final = "error"
 """{id, type, message}"""
 ITEM_IMAGE: Final = "image_view"
 """{id, type, path} — view_image attached an image from the workspace"""
+ITEM_ARTIFACT: Final = "artifact"
+"""{id, type, name (sanitised file name), caption, mime_type (sniffed from the bytes; image/svg+xml is
+untrusted XML, never drawn as an image), size, sha256, source (the workspace-relative path it was
+copied from), path (host path of the COPY in `<data>/artifacts/<task id>/`, trusted; it outlives the
+checkout)} — `attach_artifact` kept a file the agent produced (a screenshot, a plot, a report)"""
 ITEM_MCP_TOOL_CALL: Final = "mcp_tool_call"
 """{id, type, server, tool, arguments (the model's JSON object, or its raw text when not an object),
 status: in_progress|completed|failed, result? {content: [MCP content blocks: {type: text, text} |
@@ -187,6 +192,9 @@ a file of the task's checkout, read safely (no link followed, bounded size)"""
 OP_GET_PR: Final = "task.get_pr"
 """data: {} — OpResult.data = {title, body}: the pull-request text for the task's change (built and
 saved with the task when missing)"""
+OP_MCP_STATUS: Final = "mcp.status"
+"""data: start? (bool: start the enabled servers first) — OpResult.data = {servers: [{name, transport,
+target, enabled, state: stopped|starting|ready|failed|disabled, error, tools [names]}]}; no task_id"""
 
 
 @dataclass(slots=True)

@@ -63,6 +63,11 @@ PACKAGES = (
     "ca-certificates",
     "procps",
 )
+BROWSER_IMAGE = "codex-tui-sandbox-browser:latest"
+"""The default image plus a headless browser (`codex-tui sandbox build --browser`)."""
+BROWSER_PACKAGES = ("chromium", "fonts-liberation", "fonts-dejavu-core", "dbus-x11")
+"""dbus-x11 provides the `dbus-session-bus` dconf needs (debootstrap does not resolve virtual packages)."""
+BROWSER_LABEL = "codex-tui.browser"
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PULL_TIMEOUT_S = 20
 SETUP_SCRIPT_PATH = ".codex-tui/setup.sh"
@@ -214,6 +219,8 @@ async def ensure_default_image(
     tag: str = DEFAULT_IMAGE,
     on_output: OutputCallback | None = None,
     client_factory: ClientFactory | None = None,
+    *,
+    browser: bool | None = None,
 ) -> str:
     """Build the default image only when it is missing or stale; returns its id."""
     status = await image_status(tag, client_factory)
@@ -221,7 +228,12 @@ async def ensure_default_image(
         raise SandboxError(status.engine_message)
     if status.current:
         return status.image_id
-    return await build_default_image(tag, on_output, client_factory=client_factory)
+    return await build_default_image(tag, on_output, client_factory=client_factory, browser=browser)
+
+
+def image_packages(browser: bool) -> tuple[str, ...]:
+    """The Debian packages of the default image, plus chromium and fonts for the browser variant."""
+    return PACKAGES + BROWSER_PACKAGES if browser else PACKAGES
 
 
 async def build_default_image(
@@ -229,16 +241,27 @@ async def build_default_image(
     on_output: OutputCallback | None = None,
     *,
     client_factory: ClientFactory | None = None,
+    browser: bool | None = None,
 ) -> str:
-    """Build the default image: from a Debian base image when one is at hand, else by debootstrap."""
+    """Build the default image: from a Debian base image when one is at hand, else by debootstrap.
+
+    `browser` adds Debian's chromium and fonts (None: only when `tag` is BROWSER_IMAGE).
+    """
     client = await get_client(client_factory)
     emit = _Emitter(on_output)
+    with_browser = tag == BROWSER_IMAGE if browser is None else browser
+    packages = image_packages(with_browser)
+    labels = {
+        VERSION_LABEL: IMAGE_VERSION,
+        "codex-tui.image": tag,
+        BROWSER_LABEL: "1" if with_browser else "0",
+    }
     if await in_thread(_base_image_available, client, emit):
         emit("stdout", f"building {tag} from {DEBIAN_BASE}\n".encode())
-        await in_thread(_docker_build, client, tag, emit)
+        await in_thread(_docker_build, client, tag, emit, packages, labels)
     else:
         emit("stdout", f"no {DEBIAN_BASE} image available: bootstrapping {tag} with debootstrap\n".encode())
-        await _bootstrap_build(client, tag, emit)
+        await _bootstrap_build(client, tag, emit, packages, labels)
     image = await in_thread(client.images.get, tag)
     emit("stdout", f"built {tag} ({image.id})\n".encode())
     return str(image.id)
@@ -262,18 +285,18 @@ def _base_image_available(client: docker.DockerClient, emit: _Emitter) -> bool:
         return False
 
 
-def _dockerfile(tag: str) -> str:
+def _dockerfile(packages: tuple[str, ...], labels: dict[str, str]) -> str:
     strip = " ".join(f"/{p}/*" for p in _STRIP_PATHS)
     return "\n".join(
         [
             f"FROM {DEBIAN_BASE}",
             "ENV DEBIAN_FRONTEND=noninteractive",
             "RUN apt-get update -q && apt-get install -y -q --no-install-recommends "
-            + " ".join(PACKAGES)
+            + " ".join(packages)
             + f" && rm -rf {strip}",
             "RUN " + _finish_rootfs_shell("/"),
             f"ENV PATH={IMAGE_PATH} LANG=C.UTF-8",
-            f'LABEL {VERSION_LABEL}="{IMAGE_VERSION}" codex-tui.image="{tag}"',
+            "LABEL " + _label_words(labels),
             "WORKDIR /workspace",
             'CMD ["/bin/bash"]',
             "",
@@ -290,8 +313,14 @@ def _finish_rootfs_shell(root: str) -> str:
     )
 
 
-def _docker_build(client: docker.DockerClient, tag: str, emit: _Emitter) -> None:
-    dockerfile = io.BytesIO(_dockerfile(tag).encode())
+def _label_words(labels: dict[str, str]) -> str:
+    return " ".join(f'{key}="{value}"' for key, value in labels.items())
+
+
+def _docker_build(
+    client: docker.DockerClient, tag: str, emit: _Emitter, packages: tuple[str, ...], labels: dict[str, str]
+) -> None:
+    dockerfile = io.BytesIO(_dockerfile(packages, labels).encode())
     try:
         for chunk in client.api.build(fileobj=dockerfile, tag=tag, rm=True, forcerm=True, decode=True):
             if "stream" in chunk:
@@ -302,7 +331,9 @@ def _docker_build(client: docker.DockerClient, tag: str, emit: _Emitter) -> None
         raise SandboxError(f"building {tag} failed: {exc}\n{emit.tail_text()}") from None
 
 
-async def _bootstrap_build(client: docker.DockerClient, tag: str, emit: _Emitter) -> None:
+async def _bootstrap_build(
+    client: docker.DockerClient, tag: str, emit: _Emitter, packages: tuple[str, ...], labels: dict[str, str]
+) -> None:
     debootstrap = await _ensure_debootstrap(emit)
     mirror = debian_mirror()
     root = Path(tempfile.mkdtemp(prefix="codex-tui-rootfs-", dir="/var/tmp"))
@@ -310,7 +341,7 @@ async def _bootstrap_build(client: docker.DockerClient, tag: str, emit: _Emitter
         argv = [
             debootstrap,
             "--variant=minbase",
-            f"--include={','.join(PACKAGES)}",
+            f"--include={','.join(packages)}",
             SUITE,
             str(root),
             mirror,
@@ -320,7 +351,7 @@ async def _bootstrap_build(client: docker.DockerClient, tag: str, emit: _Emitter
         if code != 0:
             raise SandboxError(f"debootstrap failed (exit {code}):\n{emit.tail_text()}")
         await in_thread(_finish_rootfs, root)
-        await in_thread(_import_rootfs, client, root, tag, emit)
+        await in_thread(_import_rootfs, client, root, tag, emit, labels)
     finally:
         await in_thread(shutil.rmtree, root, True)
 
@@ -431,14 +462,16 @@ def _finish_rootfs(root: Path) -> None:
     subprocess.run(["sh", "-c", _finish_rootfs_shell(str(root))], check=True)
 
 
-def _import_rootfs(client: docker.DockerClient, root: Path, tag: str, emit: _Emitter) -> None:
+def _import_rootfs(
+    client: docker.DockerClient, root: Path, tag: str, emit: _Emitter, labels: dict[str, str]
+) -> None:
     repository, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "latest")
     changes = [
         'CMD ["/bin/bash"]',
         f"ENV PATH={IMAGE_PATH}",
         "ENV LANG=C.UTF-8",
         "WORKDIR /workspace",
-        f'LABEL {VERSION_LABEL}="{IMAGE_VERSION}" codex-tui.image="{tag}"',
+        "LABEL " + _label_words(labels),
     ]
     emit("stdout", f"importing {root} as {tag}\n".encode())
     tar = subprocess.Popen(

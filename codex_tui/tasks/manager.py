@@ -35,6 +35,7 @@ from codex_tui.protocol import (
     OP_GET_DIFF,
     OP_GET_PR,
     OP_INTERRUPT,
+    OP_MCP_STATUS,
     OP_READ_FILE,
     OP_RETRY,
     OP_SET_KIND,
@@ -474,6 +475,8 @@ class TaskManager:
             return OpResult(False, "the task manager is closing")
         if op.type == OP_SUBMIT:
             handler = self._op_submit
+        elif op.type == OP_MCP_STATUS:
+            handler = self._op_mcp_status
         else:
             handler = self._task_ops().get(op.type)  # type: ignore[assignment]
             if handler is None:
@@ -595,6 +598,12 @@ class TaskManager:
         if self.backend_note:
             task.note(self.backend_note, "warning")
         return task
+
+    async def _op_mcp_status(self, op: Op) -> OpResult:
+        """The configured MCP servers, their state and tools (started first when `start`)."""
+        if op.data.get("start"):
+            await self.mcp.start_all()
+        return OpResult(True, "", {"servers": self.mcp.status()})
 
     async def _op_user_message(self, op: Op) -> OpResult:
         task = self._task(op)

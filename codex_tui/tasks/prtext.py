@@ -1,9 +1,10 @@
 """The pull-request text for a task's change: a clean title and a Markdown body.
 
-The body has four sections, like a Codex cloud PR: **Summary** (the user's request and the agent's
-final report), **Changes** (files with status and +/-), **Verification** (the commands the agent
-ran and how they ended) and **Review** (the newest review's verdict and findings, when there is
-one). Everything quoted from the task is untrusted: control sequences are stripped, free text is
+The body has up to five sections, like a Codex cloud PR: **Summary** (the user's request and the
+agent's final report), **Changes** (files with status and +/-), **Verification** (the commands the
+agent ran and how they ended), **Artifacts** (files the agent attached: name, type, size, hash,
+caption; when there are any) and **Review** (the newest review's verdict and findings, when there
+is one). Everything quoted from the task is untrusted: control sequences are stripped, free text is
 kept inside block quotes (an unclosed fence or a stray heading cannot leave its quote), and
 commands and paths go into code spans fenced longer than any backtick run they contain.
 """
@@ -36,6 +37,8 @@ COMMAND_MAX: Final = 200
 EXPLANATION_MAX: Final = 1000
 FINDINGS_SHOWN: Final = 20
 FINDING_TITLE_MAX: Final = 200
+ARTIFACTS_SHOWN: Final = 20
+CAPTION_MAX: Final = 200
 BODY_MAX: Final = 60_000
 """GitHub refuses PR bodies over 65 536 characters."""
 
@@ -83,6 +86,7 @@ class _Turn:
     messages: list[str] = field(default_factory=list)
     report: str = ""
     commands: list[_Command] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -103,6 +107,7 @@ def build_pr_text(
         _summary(record, digest.turns),
         _changes([f for f in files if f is not None]),
         _verification(digest.turns),
+        _artifacts(digest.turns),
         _review(reviews, digest.turns),
     ]
     body = "\n\n".join(s for s in sections if s).strip() + "\n"
@@ -209,6 +214,8 @@ def _take_item(digest: _Digest, item: Any, ts: float) -> None:
                 note=str(item.get("note") or ""),
             )
         )
+    elif kind == p.ITEM_ARTIFACT:
+        turn.artifacts.append(item)
 
 
 def _file_of(raw: dict[str, Any]) -> FileDiff | None:
@@ -301,6 +308,38 @@ def _outcome(command: _Command) -> tuple[str, str]:
     if command.exit_code == 0:
         return "✅", "exit 0"
     return "❌", f"exit {command.exit_code}"
+
+
+def _artifacts(turns: list[_Turn]) -> str:
+    artifacts = [a for t in turns for a in t.artifacts]
+    if not artifacts:
+        return ""
+    lines = [
+        "## Artifacts",
+        "",
+        "Files the agent attached (kept with the task by codex-tui, not part of this change):",
+        "",
+    ]
+    for artifact in artifacts[:ARTIFACTS_SHOWN]:
+        name = _code(_shorten(_one_line(str(artifact.get("name") or "artifact")), PATH_MAX))
+        details = [_one_line(str(artifact.get("mime_type") or "")), _size_text(_int(artifact.get("size")))]
+        digest = _one_line(str(artifact.get("sha256") or ""))
+        if digest:
+            details.append(f"sha256 {_code(digest[:16])}")
+        line = f"- {name} ({', '.join(d for d in details if d)})"
+        caption = _shorten(_one_line(str(artifact.get("caption") or "")), CAPTION_MAX)
+        lines.append(f"{line} — {_escape_line(caption)}" if caption else line)
+    if len(artifacts) > ARTIFACTS_SHOWN:
+        lines.append(f"- _… and {len(artifacts) - ARTIFACTS_SHOWN} more_")
+    return "\n".join(lines)
+
+
+def _size_text(size: int) -> str:
+    if size >= 1_048_576:
+        return f"{size / 1_048_576:.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size} bytes"
 
 
 def _review(reviews: list[TaskRecord], turns: list[_Turn]) -> str:

@@ -41,11 +41,13 @@ from codex_tui.sandbox import disk
 from codex_tui.sandbox.base import SandboxError
 from codex_tui.sandbox.environment import load_environment, secrets_source
 from codex_tui.sandbox.factory import SandboxRequest, create_sandbox, spec_from_config
+from codex_tui.tasks.artifacts import ArtifactStore
 from codex_tui.tasks.kinds import ReviewSettler, escalation_refusal, output_schema_for, tools_for
 from codex_tui.tasks.mcp_servers import McpServerPool
 from codex_tui.tasks.store import Checkpoint, RolloutStore, TaskRecord
 from codex_tui.tasks.task_sandbox import SetupLog, WatchedSandbox
 from codex_tui.tasks.task_tools import mcp_toolset, web_search_enabled
+from codex_tui.tools.artifact import AttachArtifactTool
 from codex_tui.workspace.git import Workspace, WorkspaceError
 from codex_tui.workspace.review_target import ResolvedTarget
 
@@ -421,6 +423,8 @@ class Task:
         )
         self._search_noted = self._search_noted or cfg.web_search
         tools = tools_for(self.record.kind, self.record.mode, cfg.shell_timeout_ms)
+        if self.record.kind != "review":  # a review's answer is its findings, not files
+            tools.append(AttachArtifactTool(ArtifactStore(self.ctx.store.data_dir, self.id)))
         mcp = mcp_toolset(
             self.ctx.mcp,
             self.emit,

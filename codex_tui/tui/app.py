@@ -41,6 +41,7 @@ from codex_tui.tui.review_ui import ReviewAskController
 from codex_tui.tui.screens.approval import ApprovalScreen
 from codex_tui.tui.screens.compare import CompareScreen
 from codex_tui.tui.screens.help import HelpScreen, help_markdown
+from codex_tui.tui.screens.mcp import McpScreen
 from codex_tui.tui.source import TaskSource
 from codex_tui.tui.state import STATUS_ICONS, Approval, AppState, TaskModel, format_duration, format_tokens
 from codex_tui.tui.themes import initial_theme, load_themes, packaged_themes_dir, remember
@@ -562,6 +563,7 @@ class CodexApp(App[int]):
             "undo": self.action_undo,
             "compact": self.action_compact,
             "status": self.action_status,
+            "mcp": self.action_mcp,
             "help": self.action_help,
             "quit": self.exit,
         }
@@ -806,6 +808,15 @@ class CodexApp(App[int]):
             f"diff +{task.added} −{task.removed} in {len(task.files)} file(s)",
         ]
         self.notify("\n".join(lines), title="Status", timeout=10)
+
+    def action_mcp(self) -> None:
+        """Show the MCP servers (read through the source: a replay has none)."""
+        if not isinstance(self.screen, McpScreen):
+            self.push_screen(McpScreen(self._mcp_status))
+
+    async def _mcp_status(self, start: bool) -> p.OpResult:
+        await self.source_ready.wait()
+        return await self.source.submit(p.Op(p.OP_MCP_STATUS, "", {"start": start}))
 
     def action_compare(self) -> None:
         """Compare the attempts of the selected task (or the latest tasks) side by side."""

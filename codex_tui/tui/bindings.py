@@ -108,6 +108,13 @@ REVIEW_PICKER_BINDINGS: list[BindingType] = [
 ]
 """Keys of the /review target picker."""
 
+MCP_BINDINGS: list[BindingType] = [
+    Binding("escape,q", "close", "Close", id="mcp.close"),
+    Binding("r", "refresh", "Refresh", id="mcp.refresh"),
+    Binding("s", "start", "Start servers", id="mcp.start", tooltip="Start the enabled MCP servers"),
+]
+"""Keys of the /mcp screen."""
+
 HELP_BINDINGS: list[BindingType] = [
     Binding("escape,f1,q", "dismiss", "Close", id="help.close"),
 ]
@@ -124,6 +131,7 @@ ALL_BINDINGS: dict[str, list[BindingType]] = {
     "Review picker": REVIEW_PICKER_BINDINGS,
     "Approval": APPROVAL_BINDINGS,
     "Compare": COMPARE_BINDINGS,
+    "MCP servers": MCP_BINDINGS,
     "Help": HELP_BINDINGS,
 }
 

@@ -45,6 +45,7 @@ SLASH_COMMANDS: tuple[SlashSpec, ...] = (
     SlashSpec("undo", "", "undo the selected task's last turn"),
     SlashSpec("compact", "", "summarise the selected task's history to free context"),
     SlashSpec("status", "", "show model, mode, context and token usage"),
+    SlashSpec("mcp", "", "list the MCP servers: transport, state, error, tools"),
     SlashSpec("theme", "NAME", "switch theme (remembered)"),
     SlashSpec("help", "", "list commands and key bindings"),
     SlashSpec("quit", "", "leave codex-tui (tasks are saved)"),

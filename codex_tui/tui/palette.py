@@ -44,6 +44,7 @@ def palette_actions(app: CodexApp) -> list[tuple[str, str, str]]:
         ("Focus task list", "keys c / r / a cancel, retry, archive", "focus_tasks"),
         ("Focus composer", "type a prompt or a /command", "focus_composer"),
         ("Status", "model, mode, context, tokens", "status"),
+        ("MCP servers", "configured servers, their state and tools", "mcp"),
         ("Model", "which models are in use", "set_model"),
         ("Help", "keys and slash commands", "help"),
         ("Quit", "leave codex-tui (tasks are saved)", "quit"),

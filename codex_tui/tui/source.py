@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from codex_tui.protocol import OP_GET_DIFF, TASK_CREATED, TASK_STATUS, Event, Op, OpResult
+from codex_tui.protocol import OP_GET_DIFF, OP_MCP_STATUS, TASK_CREATED, TASK_STATUS, Event, Op, OpResult
 from codex_tui.tasks.store import iter_rollout
 
 EventCallback = Callable[[Event], None]
+REPLAY_NO_MCP = "MCP servers are not available in a replay"
 
 
 class TaskSource(Protocol):
@@ -73,6 +74,8 @@ class RolloutReplay:
         """Only the saved diffs can be read; a replay cannot change anything."""
         if op.type == OP_GET_DIFF and op.task_id in self.patches:
             return OpResult(True, "saved diff", {"patch": self.patches[op.task_id]})
+        if op.type == OP_MCP_STATUS:
+            return OpResult(False, REPLAY_NO_MCP)
         return OpResult(False, "this is a read-only replay of saved rollouts")
 
     def subscribe(self, callback: EventCallback, *, replay: bool = True) -> Callable[[], None]:

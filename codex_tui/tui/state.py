@@ -21,6 +21,7 @@ from codex_tui.tui.chat_lines import file_change_line as file_change_line
 from codex_tui.tui.chat_lines import format_duration as format_duration
 from codex_tui.tui.chat_lines import format_tokens as format_tokens
 from codex_tui.tui.review import ReviewResult, parse_review, summary_text
+from codex_tui.tui.tool_lines import tool_line
 
 BlockKind = Literal["user", "agent", "reasoning", "tool", "note", "error"]
 LogOp = tuple[Any, ...]
@@ -58,6 +59,9 @@ class ChatBlock:
     done: bool = False
     turn: int = 0
     """Serial of the turn the block belongs to (`TaskModel.turn_serial`; 0 = before any turn)."""
+    icon: str = ""
+    detail: str = ""
+    """Lines under a tool line (an MCP result, search sources): folded until the user expands them."""
 
 
 @dataclass(slots=True)
@@ -78,6 +82,10 @@ class Approval:
     command: str
     patch: str
     reason: str
+    server: str = ""
+    tool: str = ""
+    arguments: Any = None
+    """Kind mcp: the MCP server, its tool and the call's arguments."""
 
 
 @dataclass(slots=True)
@@ -346,6 +354,11 @@ def _item(task: TaskModel, event: p.Event) -> None:
         block.level = "error" if item.get("status") == "failed" else ""
         block.rev += 1
         block.done = completed
+    elif kind in (p.ITEM_MCP_TOOL_CALL, p.ITEM_WEB_SEARCH):
+        line, block = tool_line(item), _block(task, item_id, "tool")
+        block.icon, block.text, block.detail = line.icon, line.text, line.detail
+        block.level, block.done = "error" if line.error else "", completed
+        block.rev += 1
     elif kind == p.ITEM_TODO_LIST:
         raw = item.get("items") or []
         task.todos = [TodoItem(str(t.get("text", "")), _todo_status(t)) for t in raw if isinstance(t, dict)]
@@ -414,6 +427,9 @@ def _approval_requested(task: TaskModel, event: p.Event) -> None:
         str(command or ""),
         str(d.get("patch") or ""),
         str(d.get("reason") or ""),
+        str(d.get("server") or ""),
+        str(d.get("tool") or ""),
+        d.get("arguments"),
     )
 
 
@@ -423,6 +439,8 @@ def _approval_resolved(task: TaskModel, event: p.Event) -> None:
     decision = str(event.data.get("decision") or "")
     if approval is not None:
         what = approval.command or approval.kind
+        if approval.kind == "mcp":
+            what = f"MCP {approval.server}.{approval.tool}"
         verb = {"approve": "Approved", "approve_task": "Approved for this task", "deny": "Denied"}
         _note(task, f"approval-{request_id}", "info", f"{verb.get(decision, decision)}: {what}")
 

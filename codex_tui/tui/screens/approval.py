@@ -1,6 +1,8 @@
-"""The approval dialog: the exact command or patch, the reason, and three decisions."""
+"""The approval dialog: the exact command, patch or MCP call, the reason, and three decisions."""
 
 from __future__ import annotations
+
+import json
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,6 +15,32 @@ from codex_tui.tui.bindings import APPROVAL_BINDINGS
 from codex_tui.tui.state import Approval
 
 DECISIONS = ("approve", "approve_task", "deny")
+
+
+def request_text(approval: Approval) -> Content:
+    """What the agent asks for, in one sentence."""
+    if approval.kind == "mcp":
+        return Content.assemble(
+            ("The agent wants to call tool ", "$foreground-muted"),
+            (approval.tool or "?", "bold"),
+            (" of MCP server ", "$foreground-muted"),
+            (approval.server or "?", "bold"),
+            (" (it runs on your machine).", "$foreground-muted"),
+        )
+    what = {"command": "run a command", "patch": "apply a patch", "network": "use the network"}
+    return Content.styled(
+        f"The agent wants to {what.get(approval.kind, approval.kind)}.", "$foreground-muted"
+    )
+
+
+def approval_body(approval: Approval) -> str:
+    """The command or patch verbatim, or an MCP call's arguments as indented JSON."""
+    if approval.kind == "mcp":
+        arguments = {} if approval.arguments is None else approval.arguments
+        if isinstance(arguments, str):
+            return arguments or "(no arguments)"
+        return json.dumps(arguments, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    return approval.command or approval.patch or "(no details)"
 
 
 class ApprovalScreen(ModalScreen[str]):
@@ -30,7 +58,6 @@ class ApprovalScreen(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         """Title, reason, the command or patch verbatim, buttons."""
         a = self.approval
-        what = {"command": "run a command", "patch": "apply a patch", "network": "use the network"}
         with Vertical(id="approval-dialog"):
             yield Static(
                 Content.assemble(
@@ -38,13 +65,13 @@ class ApprovalScreen(ModalScreen[str]):
                     " · ",
                     (self.task_title, "bold"),
                     "\n",
-                    (f"The agent wants to {what.get(a.kind, a.kind)}.", "$foreground-muted"),
+                    request_text(a),
                 ),
                 id="approval-title",
             )
             if a.reason:
                 yield Static(Content.assemble(("Reason: ", "bold"), a.reason), id="approval-reason")
-            body = a.command or a.patch or "(no details)"
+            body = approval_body(a)
             with VerticalScroll(id="approval-body"):
                 yield Static(Content(body), id="approval-detail", classes=a.kind)
             with Horizontal(id="approval-buttons"):

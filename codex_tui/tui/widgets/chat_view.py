@@ -14,6 +14,7 @@ from textual.widgets.markdown import MarkdownStream
 
 from codex_tui.tui.citations import Citation, linkify, parse_href
 from codex_tui.tui.state import ChatBlock
+from codex_tui.tui.tool_lines import fold
 
 MAX_RENDERED_BLOCKS = 150
 """Widgets kept on screen; older blocks are removed (the model still has them)."""
@@ -41,13 +42,43 @@ def user_content(block: ChatBlock) -> Content:
     return Content.assemble(*parts)
 
 
-def line_content(block: ChatBlock) -> Content:
-    """A tool or note line with its icon."""
+def line_content(block: ChatBlock, *, expanded: bool = False) -> Content:
+    """A tool or note line with its icon; a tool's detail below it, folded unless `expanded`."""
     if block.kind == "tool":
-        icon = TOOL_ICONS["error" if block.level == "error" else ""]
-        return Content.assemble((icon + " ", "$foreground-muted"), block.text)
+        icon = block.icon or TOOL_ICONS["error" if block.level == "error" else ""]
+        parts: list[tuple[str, str] | str] = [(icon + " ", "$foreground-muted"), block.text]
+        shown, hidden = (block.detail, 0) if expanded else fold(block.detail)
+        if shown:
+            parts.append("\n" + "\n".join("  " + row for row in shown.splitlines()))
+        if hidden:
+            parts += [
+                "\n",
+                (f"  … {hidden} more line{'s' if hidden > 1 else ''} (click to expand)", "italic"),
+            ]
+        return Content.assemble(*parts)
     icon = NOTE_ICONS.get(block.level, "ℹ") if block.kind == "note" else NOTE_ICONS["error"]
     return Content.assemble((icon + " ", ""), block.text)
+
+
+class ToolLine(Static):
+    """A tool line whose folded detail a click expands (and a second click folds again)."""
+
+    def __init__(self, block: ChatBlock, *, classes: str) -> None:
+        super().__init__(line_content(block), classes=classes)
+        self.block = block
+        self.expanded = False
+
+    def show(self, block: ChatBlock) -> None:
+        """Render `block` (a newer state of the same item) keeping the expanded state."""
+        self.block = block
+        self.update(line_content(block, expanded=self.expanded))
+        self.set_class(block.level == "error", "error")
+
+    def on_click(self) -> None:
+        """Toggle between the folded and the whole detail."""
+        if fold(self.block.detail)[1] or self.expanded:
+            self.expanded = not self.expanded
+            self.show(self.block)
 
 
 class ChatView(VerticalScroll):
@@ -118,6 +149,8 @@ class ChatView(VerticalScroll):
             return Markdown(text, classes=classes, open_links=False)
         if block.kind == "user":
             return Static(user_content(block), classes=classes)
+        if block.kind == "tool":
+            return ToolLine(block, classes=classes)
         return Static(line_content(block), classes=classes)
 
     async def _update(self, block: ChatBlock, rendered: _Rendered) -> None:
@@ -135,6 +168,8 @@ class ChatView(VerticalScroll):
             if block.done:
                 await self._stop_stream(rendered)
                 await self._link_citations(block, rendered, widget)
+        elif block.rev != rendered.rev and isinstance(widget, ToolLine):
+            widget.show(block)
         elif block.rev != rendered.rev and isinstance(widget, Static):
             widget.update(user_content(block) if block.kind == "user" else line_content(block))
             widget.set_class(block.level == "error", "error")
