@@ -41,7 +41,8 @@ from codex_tui.sandbox.base import SandboxSpec
 from codex_tui.sandbox.disk import DiskQuota
 from codex_tui.sandbox.docker import DockerSandbox
 from codex_tui.sandbox.engine import shared_client
-from codex_tui.sandbox.image import DEFAULT_IMAGE, ensure_default_image, ensure_env_image
+from codex_tui.sandbox.env_image import ensure_env_image
+from codex_tui.sandbox.image import DEFAULT_IMAGE, ensure_default_image
 from codex_tui.workspace.git import Workspace
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sandbox.json"

@@ -377,13 +377,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     """`sandbox build|status`: the default Docker image; `sandbox prune`: old setup images."""
     cfg = resolve_config(args)
     from codex_tui.sandbox.base import SandboxError
-    from codex_tui.sandbox.image import (
-        BROWSER_IMAGE,
-        build_default_image,
-        ensure_default_image,
-        image_status,
-        prune_env_images,
-    )
+    from codex_tui.sandbox.image import BROWSER_IMAGE, build_default_image, ensure_default_image, image_status
+    from codex_tui.sandbox.image_prune import prune_env_images
 
     try:
         if args.action == "prune":

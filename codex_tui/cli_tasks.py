@@ -242,7 +242,8 @@ def tasks_resume(cfg: Config, args: argparse.Namespace) -> int:
     Approval requests are asked on the terminal (y / a / n), or denied when stdin is not one.
     """
     from codex_tui import protocol as p
-    from codex_tui.exec import Approver, FinalMessages, HumanPrinter, JsonPrinter, StopSignals
+    from codex_tui.exec import Approver, StopSignals
+    from codex_tui.exec_printers import FinalMessages, HumanPrinter, JsonPrinter
 
     record = _find_record(cfg, args.id)
     stop = StopSignals()

@@ -6,7 +6,9 @@
 Shots: three tasks running, the approval dialog, the diff pane, the sandbox log, the to-do list,
 the compare view of two attempts, the main view in two more themes, then (scripted reviewer and
 Ask answer of the demo) the Review pane, the compare view with verdicts, an Ask answer and the
-read-only file viewer at a cited line. PNGs need rsvg-convert.
+read-only file viewer at a cited line; last, on a replay whose task kept the chat screenshot as an
+artifact, the Artifacts pane, its preview and the composer with an attached image (pictures drawn
+with half-blocks, which an SVG can hold; `--artifacts-only` takes just these). PNGs need rsvg-convert.
 
 --record-session runs the demo through the task manager alone (approvals granted) and saves its
 events and final patches, with ids, times and temporary paths made stable: the snapshot tests
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,18 +39,26 @@ from codex_tui.config import Config  # noqa: E402
 from codex_tui.demo import prepare_demo  # noqa: E402
 from codex_tui.protocol import (  # noqa: E402
     APPROVAL_REQUESTED,
+    ITEM_ARTIFACT,
+    ITEM_COMPLETED,
     OP_APPROVE,
     OP_GET_DIFF,
     OP_SUBMIT,
+    TASK_CREATED,
+    TASK_STATUS,
     TERMINAL_STATUSES,
     Event,
     Op,
 )
 from codex_tui.tasks.manager import TaskManager  # noqa: E402
 from codex_tui.tui.app import CodexApp  # noqa: E402
+from codex_tui.tui.images import RENDERER_ENV  # noqa: E402
 from codex_tui.tui.screens.approval import ApprovalScreen  # noqa: E402
 from codex_tui.tui.screens.compare import CompareScreen  # noqa: E402
 from codex_tui.tui.screens.file_viewer import FileViewerScreen  # noqa: E402
+from codex_tui.tui.screens.preview import PreviewScreen  # noqa: E402
+from codex_tui.tui.source import RolloutReplay  # noqa: E402
+from codex_tui.tui.widgets.artifact_list import ArtifactList  # noqa: E402
 from codex_tui.tui.widgets.composer import Composer  # noqa: E402
 from codex_tui.tui.widgets.file_viewer import FileView  # noqa: E402
 from codex_tui.tui.widgets.review_pane import ReviewPane  # noqa: E402
@@ -110,7 +121,9 @@ async def take_all(app: CodexApp, pilot: Pilot[int], shots: Shooter) -> None:
     )
     await wait_for(
         pilot,
-        lambda: any(t.todos for t in state.visible_tasks()) and state.tasks[app.selected_id or ""].commands,
+        lambda: (
+            any(t.todos for t in state.visible_tasks()) and bool(state.tasks[app.selected_id or ""].commands)
+        ),
         30,
         "plans and commands",
     )
@@ -198,7 +211,7 @@ async def ask_shots(app: CodexApp, pilot: Pilot[int], shots: Shooter) -> None:
     composer = app.main_widget(Composer)
     composer.area.insert("Where are words counted, and what counts as a word?")
     await pilot.press("enter")
-    await wait_for(pilot, lambda: set(state.tasks) - before, 20, "the Ask task")
+    await wait_for(pilot, lambda: bool(set(state.tasks) - before), 20, "the Ask task")
     (task_id,) = set(state.tasks) - before
     await wait_for(pilot, lambda: state.tasks[task_id].status == "ready", 60, "the answer")
     app.goto_task(task_id)
@@ -287,12 +300,79 @@ def stable_session(events: list[Event], patches: dict[str, str], root: str) -> d
     return {"events": out, "patches": {names[k]: clean(v) for k, v in patches.items()}}
 
 
+def artifact_events(shot: Path, report: Path) -> list[Event]:
+    """A finished task that kept a screenshot and a test report as artifacts."""
+
+    def item(seq: int, path: Path, mime: str, caption: str) -> Event:
+        data: dict[str, Any] = {
+            "id": f"a-{seq}",
+            "type": ITEM_ARTIFACT,
+            "name": path.name,
+            "caption": caption,
+        }
+        data |= {"mime_type": mime, "size": path.stat().st_size, "sha256": "", "path": str(path)}
+        return Event(ITEM_COMPLETED, "t-1", seq, {"item": data | {"source": f"out/{path.name}"}}, 1.0 + seq)
+
+    prompt = "Fix the word counter and attach a screenshot of the app"
+    return [
+        Event(TASK_CREATED, "t-1", 0, {"title": "Screenshot the app", "prompt": prompt}, 1.0),
+        Event(TASK_STATUS, "t-1", 1, {"status": "running"}, 1.1),
+        item(2, shot, "image/png", "The chat pane after the fix"),
+        item(3, report, "text/plain", "pytest output"),
+        Event(TASK_STATUS, "t-1", 4, {"status": "ready"}, 5.0),
+    ]
+
+
+async def artifact_shots(out: Path, size: tuple[int, int]) -> list[Path]:
+    """The Artifacts pane, a picture preview and the composer with an attached image (on a replay)."""
+    picture = out / "chat.png"
+    if not picture.is_file():
+        raise SystemExit(f"{picture} is missing: take the demo shots first (it is the artifact shown)")
+    os.environ[RENDERER_ENV] = "halfcell"
+    work = Path(tempfile.mkdtemp(prefix="codex-tui-shots-"))
+    try:
+        report = work / "report.txt"
+        report.write_text("============ 12 passed in 0.41s ============\n", encoding="utf-8")
+        config = Config(home=work / "home")
+        app = CodexApp(config, RolloutReplay(artifact_events(picture, report)), repo=work, show_elapsed=False)
+        shots = Shooter(app, out)
+        async with app.run_test(size=size) as pilot:
+            await wait_for(pilot, lambda: app.selected_id == "t-1" and not app._inbox, 20, "the task")
+            await pilot.press("f10")
+            listing = app.main_widget(ArtifactList)
+            await wait_for(pilot, lambda: bool(listing.artifacts), 20, "the Artifacts pane")
+            listing.focus()
+            await pilot.pause(0.3)
+            shots.shoot("artifacts")
+            await pilot.press("enter")
+            await wait_for(
+                pilot,
+                lambda: isinstance(app.screen, PreviewScreen) and app.screen.preview is not None,
+                20,
+                "the preview",
+            )
+            await pilot.pause(0.5)
+            shots.shoot("artifact-preview")
+            await pilot.press("escape")
+            composer = app.main_widget(Composer)
+            app.action_new_task()
+            composer.attach(picture)
+            composer.area.insert("Make the status bar look like this")
+            await wait_for(pilot, lambda: bool(composer.previews_shown), 20, "the attachment preview")
+            await pilot.pause(0.3)
+            shots.shoot("composer-image")
+        return shots.written
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and write the screenshots."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
     parser.add_argument("--size", default="160x45", help="terminal size, COLSxROWS")
     parser.add_argument("--record-session", type=Path, help="save a stable replay of the demo here")
+    parser.add_argument("--artifacts-only", action="store_true", help="only the artifact and image shots")
     parser.add_argument(
         "--sandbox-backend", default="auto", choices=("auto", "docker", "local"), help="for the live shots"
     )
@@ -302,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         print(args.record_session)
         return 0
     cols, _, rows = args.size.partition("x")
-    written = asyncio.run(run(args.out, (int(cols), int(rows)), args.sandbox_backend))
+    size = (int(cols), int(rows))
+    written = [] if args.artifacts_only else asyncio.run(run(args.out, size, args.sandbox_backend))
+    written += asyncio.run(artifact_shots(args.out, size))
     for path in written:
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
     return 0

@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"models", "tools", "sandbox", "workspace"},
     {"agent"},
     {"tasks", "demo"},
-    {"exec", "tui", "cli", "cli_common", "cli_tasks", "cli_mcp", "__main__"},
+    {"exec", "exec_printers", "tui", "cli", "cli_common", "cli_tasks", "cli_mcp", "__main__"},
 ]
 CORE = {
     "boundary",
@@ -31,6 +31,7 @@ CORE = {
     "tasks",
     "demo",
     "exec",
+    "exec_printers",
 }
 
 

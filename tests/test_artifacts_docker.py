@@ -90,9 +90,11 @@ async def test_links_swapped_in_while_attaching_never_copy_a_host_file(
     host_dir.mkdir()
     (host_dir / "shot.png").write_bytes(b"HOST-SECRET-4711")
     swapper = (
+        # Regular files appear whole (written aside, then renamed in), so any copy that is made
+        # holds exactly "inside"; the links in between are what the attach must never follow.
         "printf 'inside' > inside.png; i=0; while [ $i -lt 400000 ]; do i=$((i+1));"
-        f" rm -rf d; ln -s {host_dir} d; rm -f d; mkdir -p d; cp inside.png d/shot.png;"
-        f" ln -sf {host_dir}/shot.png swap.png; rm -f swap.png; cp inside.png swap.png; done"
+        f" rm -rf d; ln -s {host_dir} d; rm -f d; mkdir -p d; cp inside.png d/.next; mv d/.next d/shot.png;"
+        f" ln -sf {host_dir}/shot.png swap.png; cp inside.png .next; mv -f .next swap.png; done"
     )
     racer = asyncio.create_task(started.exec(["sh", "-c", swapper], timeout_s=300))
     await asyncio.sleep(0.5)

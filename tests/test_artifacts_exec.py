@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from codex_tui import protocol as p
-from codex_tui.exec import HumanPrinter, artifact_line
+from codex_tui.exec_printers import HumanPrinter, artifact_line
 from codex_tui.models.scripted import ScriptedServer
 from codex_tui.tasks.prtext import build_pr_text
 from codex_tui.tasks.store import TaskRecord

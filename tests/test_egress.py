@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from codex_tui import protocol as p
-from codex_tui.exec import HumanPrinter
+from codex_tui.exec_printers import HumanPrinter
 from codex_tui.sandbox.egress import request_event
 from codex_tui.sandbox.egress_proxy import EgressProxy, Policy, policy_from_json
 

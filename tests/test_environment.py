@@ -8,13 +8,13 @@ import pytest
 
 from codex_tui.config import Config, ConfigError, load_config
 from codex_tui.sandbox.base import SandboxError
+from codex_tui.sandbox.env_image import env_image_tag, maintenance_inputs, maintenance_key, setup_inputs
 from codex_tui.sandbox.environment import (
     Environment,
     SecretMasker,
     load_environment,
     resolve_secrets,
 )
-from codex_tui.sandbox.image import env_image_tag, maintenance_inputs, maintenance_key, setup_inputs
 from codex_tui.tasks.submission import check_submission
 
 

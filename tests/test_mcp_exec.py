@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from codex_tui.exec import approval_subject, tool_item_line
+from codex_tui.exec_printers import approval_subject, tool_item_line
 from codex_tui.models.scripted import ScriptedServer
 from tests.mcp_servers.support import SERVERS
 from tests.test_exec import provider_flags, run_cli

@@ -17,7 +17,8 @@ import pytest
 
 from codex_tui.boundary.identity import KEEPER_ID, sandbox_ids
 from codex_tui.sandbox.base import SandboxError, SandboxLimits, SandboxSpec, Stream
-from codex_tui.sandbox.docker import DockerSandbox, sweep_stale_containers
+from codex_tui.sandbox.docker import DockerSandbox
+from codex_tui.sandbox.docker_reap import sweep_stale_containers
 from codex_tui.sandbox.engine import LABEL, LABEL_OWNER_PID, LABEL_OWNER_START, LABEL_TASK
 from codex_tui.sandbox.factory import SandboxRequest, create_sandbox
 

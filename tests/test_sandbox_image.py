@@ -17,18 +17,15 @@ import pytest
 
 from codex_tui.sandbox.base import SandboxError, SandboxSpec, Stream
 from codex_tui.sandbox.docker import DockerSandbox
-from codex_tui.sandbox.image import (
-    DEFAULT_IMAGE,
+from codex_tui.sandbox.env_image import (
     ENV_REPO_LABEL,
-    IMAGE_VERSION,
-    debian_mirror,
     ensure_env_image,
     env_image_tag,
-    image_status,
-    prune_env_images,
     resolve_setup_script,
     setup_inputs,
 )
+from codex_tui.sandbox.image import DEFAULT_IMAGE, IMAGE_VERSION, debian_mirror, image_status
+from codex_tui.sandbox.image_prune import prune_env_images
 from tests.conftest_docker import MakeDockerSandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +135,20 @@ async def test_status_reports_the_default_image(sandbox_image: str) -> None:
     assert status.engine_ok and status.present and status.current
     assert status.version == IMAGE_VERSION and status.size_mb > 10
     assert sandbox_image in status.summary() and "MB" in status.summary()
+
+
+@pytest.mark.docker
+async def test_default_image_has_the_tools_the_prompt_recommends(
+    make_docker_sandbox: MakeDockerSandbox,
+) -> None:
+    sandbox = make_docker_sandbox()
+    await sandbox.start()
+    chunks: list[bytes] = []
+    command = ["sh", "-c", "rg --version && git --version && python3 --version"]
+    result = await sandbox.exec(command, on_output=lambda _stream, data: chunks.append(data))
+    output = b"".join(chunks)
+    assert result.exit_code == 0, output
+    assert b"ripgrep" in output and b"git version" in output
 
 
 @pytest.mark.docker

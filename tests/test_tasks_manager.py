@@ -335,7 +335,7 @@ async def test_retry_and_archive(git_repo: Path, isolated_home: Path) -> None:
 
 
 def test_title_and_ids(tmp_path: Path) -> None:
-    from codex_tui.tasks.manager import new_id
+    from codex_tui.tasks.operations import new_id
     from codex_tui.tasks.submission import make_title
 
     assert make_title("\n  Fix the bug\nin detail") == "Fix the bug"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
-from contextlib import aclosing, suppress
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
+from codex_tui.agent.answers import Answer, assistant_text, collect_answer, model_events, retry_note
 from codex_tui.agent.context import (
     INTERRUPTED_OUTPUT,
     ContextTracker,
@@ -24,7 +25,6 @@ from codex_tui.agent.context import (
     compaction_request_history,
     estimate_tokens,
     is_real_user_message,
-    message_text,
     recent_budget,
     text_message,
     tool_images_message,
@@ -33,13 +33,14 @@ from codex_tui.agent.context import (
 )
 from codex_tui.agent.instructions import build_instructions, load_project_docs
 from codex_tui.agent.items import CallItems, ItemStream
+from codex_tui.agent.tool_calls import READ_ONLY_TOOLS, call_batches
+from codex_tui.agent.user_images import check_image_paths, image_names, load_images
 from codex_tui.agent.web_search import WebSearchItems
 from codex_tui.models.base import (
     Completed,
     HistoryItem,
     ModelClient,
     ModelError,
-    ModelEvent,
     ModelRequest,
     OutputSchema,
     ReasoningDelta,
@@ -67,10 +68,7 @@ from codex_tui.sandbox.base import Sandbox
 from codex_tui.tools import default_tools
 from codex_tui.tools.base import ApprovalFn, EmitFn, Tool, ToolContext, ToolResult
 from codex_tui.tools.plan import finish_plan
-from codex_tui.tools.view_image import ImageError, load_image, sniff_image_type
 
-READ_ONLY_TOOLS: Final = frozenset({"update_plan", "view_image"})
-"""Tools that touch neither files nor processes; consecutive calls to them run concurrently."""
 INTERRUPTED: Final = "interrupted"
 
 T = TypeVar("T")
@@ -118,16 +116,6 @@ class _TurnState:
     stream: ItemStream | None = None
     calls: list[HistoryItem] = field(default_factory=list)
     results: list[ToolResult | None] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Answer:
-    """One completed model response."""
-
-    items: list[HistoryItem]
-    text: str
-    calls: list[HistoryItem]
-    usage: Usage
 
 
 class Agent:
@@ -208,7 +196,7 @@ class Agent:
         self._running = True
         try:
             try:
-                parts = await _load_images(list(images or []))
+                parts = await load_images(list(images or []))
             except ValueError as exc:
                 return TurnResult("failed", error=str(exc))
             return await self._run_turn(text, parts)
@@ -266,7 +254,7 @@ class Agent:
         state = _TurnState(turn=self.turns, instructions="")
         answer_dangling_calls(self._history)
         self._history.append(user_message(text, parts))
-        self._emit(USER_MESSAGE, {"text": text, "images": _names(parts), "kind": kind})
+        self._emit(USER_MESSAGE, {"text": text, "images": image_names(parts), "kind": kind})
         self._emit(TURN_STARTED, {"turn": state.turn})
         try:
             return await self._run_inner(self._turn_loop(state))
@@ -311,7 +299,7 @@ class Agent:
                 return self._finish_failed(state, message)
             await self._run_calls(state, answer.calls)
 
-    async def _sample(self, state: _TurnState) -> _Answer:
+    async def _sample(self, state: _TurnState) -> Answer:
         await self._refresh_extra_tools()
         request = ModelRequest(
             model=self.settings.model,
@@ -342,13 +330,13 @@ class Agent:
             extra = []
         self._extra = {tool.spec.name: tool for tool in extra if tool.spec.name not in self._tools}
 
-    async def _stream(self, request: ModelRequest, state: _TurnState) -> _Answer:
+    async def _stream(self, request: ModelRequest, state: _TurnState) -> Answer:
         stream = state.stream = ItemStream(self._emit, self._new_id)
         searches = WebSearchItems(self._emit, self._new_id)
         completed: Completed | None = None
         loose_calls: list[ToolCall] = []
         try:
-            async with aclosing(_events(self._client, request)) as events:
+            async with aclosing(model_events(self._client, request)) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         stream.delta(ITEM_AGENT_MESSAGE, event.text)
@@ -359,7 +347,7 @@ class Agent:
                     elif isinstance(event, WebSearchCall):
                         searches.update(event)
                     elif isinstance(event, Retrying):
-                        self._note("warning", _retry_note(event))
+                        self._note("warning", retry_note(event))
                         if event.discard_partial:
                             searches.close("the model call was retried")
                             stream.close(discarded=True)
@@ -380,7 +368,7 @@ class Agent:
             stream.close(discarded=True)
             state.stream = None
             raise ModelError("the model stream ended without a complete response")
-        answer = _answer(completed, loose_calls)
+        answer = collect_answer(completed, loose_calls)
         reasoning = "\n\n".join(
             str(i.get("text") or "") for i in answer.items if i.get("type") == "reasoning" and i.get("text")
         )
@@ -415,7 +403,7 @@ class Agent:
     async def _run_calls(self, state: _TurnState, calls: list[HistoryItem]) -> None:
         state.calls = calls
         state.results = [None] * len(calls)
-        for batch in _batches(calls):
+        for batch in call_batches(calls):
             if len(batch) == 1:
                 results = [await self._run_call(calls[batch[0]])]
             else:
@@ -477,13 +465,13 @@ class Agent:
         while self._steers:
             text, paths = self._steers[0]
             try:
-                parts = await _load_images(paths)
+                parts = await load_images(paths)
             except ValueError as exc:
                 self._note("warning", f"steering message sent without its images: {exc}")
                 parts = []
             self._steers.pop(0)
             self._history.append(user_message(text, parts))
-            self._emit(USER_MESSAGE, {"text": text, "images": _names(parts), "kind": "steer"})
+            self._emit(USER_MESSAGE, {"text": text, "images": image_names(parts), "kind": "steer"})
 
     # --- compaction ------------------------------------------------------------------------------
 
@@ -525,16 +513,16 @@ class Agent:
 
     async def _summary(self, request: ModelRequest) -> tuple[str, Usage]:
         parts: list[str] = []
-        async with aclosing(_events(self._client, request)) as events:
+        async with aclosing(model_events(self._client, request)) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                 elif isinstance(event, Retrying):
-                    self._note("warning", _retry_note(event))
+                    self._note("warning", retry_note(event))
                     if event.discard_partial:
                         parts.clear()
                 elif isinstance(event, Completed):
-                    return _assistant_text(event.items) or "".join(parts), event.usage
+                    return assistant_text(event.items) or "".join(parts), event.usage
         raise ModelError("the model stream ended without a complete response")
 
     # --- endings ---------------------------------------------------------------------------------
@@ -591,95 +579,6 @@ class Agent:
 
     def _note(self, level: str, message: str) -> None:
         self._emit(NOTE, {"level": level, "message": message})
-
-
-def load_image_parts(paths: list[Path]) -> list[dict[str, Any]]:
-    """Content parts for images the user attached (blocking); ValueError says which file is wrong."""
-    parts: list[dict[str, Any]] = []
-    for path in paths:
-        try:
-            image = load_image(path, str(path))
-        except ImageError as exc:
-            raise ValueError(str(exc)) from None
-        parts.append({"type": "image", "image_url": image.data_url, "name": path.name})
-    return parts
-
-
-async def _load_images(paths: list[Path]) -> list[dict[str, Any]]:
-    return await asyncio.to_thread(load_image_parts, paths) if paths else []
-
-
-def check_image_paths(paths: list[Path]) -> None:
-    """A quick check (reads 16 bytes each) that every path is an image; raises ValueError."""
-    for path in paths:
-        try:
-            with path.open("rb") as handle:
-                header = handle.read(16)
-        except FileNotFoundError:
-            raise ValueError(f"image not found: {path}") from None
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if sniff_image_type(header) is None:
-            raise ValueError(f"not an image: {path} is not a PNG, JPEG, GIF or WebP file")
-
-
-async def _events(client: ModelClient, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
-    """The client's events; the stream is closed promptly on every exit path."""
-    stream = client.stream(request)
-    try:
-        async for event in stream:
-            yield event
-    finally:
-        closer = getattr(stream, "aclose", None)
-        if closer is not None:
-            with suppress(Exception):
-                await closer()
-
-
-def _answer(completed: Completed, loose_calls: list[ToolCall]) -> _Answer:
-    items = list(completed.items)
-    calls = [item for item in items if item.get("type") == "tool_call"]
-    if not calls and loose_calls:
-        calls = [
-            {
-                "type": "tool_call",
-                "call_id": c.call_id,
-                "name": c.name,
-                "arguments": c.arguments,
-                "kind": c.kind,
-            }
-            for c in loose_calls
-        ]
-        items.extend(calls)
-    return _Answer(items, _assistant_text(items), calls, completed.usage)
-
-
-def _assistant_text(items: list[HistoryItem]) -> str:
-    return "".join(
-        message_text(item)
-        for item in items
-        if item.get("type") == "message" and item.get("role") == "assistant"
-    )
-
-
-def _batches(calls: list[HistoryItem]) -> list[list[int]]:
-    """Indexes of calls grouped so that consecutive read-only calls share a batch."""
-    batches: list[list[int]] = []
-    for index, call in enumerate(calls):
-        read_only = call.get("name") in READ_ONLY_TOOLS
-        if read_only and batches and calls[batches[-1][0]].get("name") in READ_ONLY_TOOLS:
-            batches[-1].append(index)
-        else:
-            batches.append([index])
-    return batches
-
-
-def _retry_note(event: Retrying) -> str:
-    return f"model request failed ({event.reason}); retrying in {event.delay_s:.1f} s"
-
-
-def _names(parts: list[dict[str, Any]]) -> list[str]:
-    return [str(part.get("name", "image")) for part in parts]
 
 
 def _usage_data(usage: Usage) -> dict[str, int]:

@@ -3,7 +3,7 @@
 Lifetime: the container's main process is `sleep <ttl>` under docker-init, with auto_remove. A heartbeat
 would need either an exec every few seconds (cost and log noise for every task) or a host file bind
 mounted in, touched by a timer; instead a crash of the app is covered twice: the next start-up
-sweeps containers whose owner process is gone (`sweep_stale_containers`), and if the app never
+sweeps containers whose owner process is gone (`docker_reap.sweep_stale_containers`), and if the app never
 starts again the container expires by itself after the TTL and removes itself.
 
 Escalation: a container started with network "none" cannot be attached to a network later, so an
@@ -24,15 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import signal
-import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -40,17 +35,21 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Ulimit
 
 from codex_tui.boundary.identity import KEEPER_ID, sandbox_ids
-from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxError, SandboxSpec, Stream
+from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxError, SandboxSpec
+from codex_tui.sandbox.docker_kill import (
+    group_in_container,
+    kill_uid_in_container,
+    signal_group,
+    wait_group_gone,
+)
+from codex_tui.sandbox.docker_reap import reap_orphans, remove_container, remove_quietly
+from codex_tui.sandbox.docker_stream import ChunkRelay, pump_in_thread, stream_exec
 from codex_tui.sandbox.egress import Egress
 from codex_tui.sandbox.engine import (
-    LABEL,
-    LABEL_OWNER_HOST,
     LABEL_TASK,
     ClientFactory,
-    EngineLost,
     get_client,
     in_thread,
-    owner_alive,
     owner_labels,
 )
 from codex_tui.sandbox.image import DEFAULT_IMAGE, IMAGE_PATH
@@ -73,7 +72,6 @@ STOPPING_WAIT_S = 1.0
 STREAM_DRAIN_S = 5.0
 """After killing a command, how long to wait for its output stream to close before giving up on it."""
 
-Frame = tuple[bytes | None, bytes | None]
 KEEPER_USER = f"{KEEPER_ID}:{KEEPER_ID}"
 LIMITS = [
     Ulimit(name="nofile", soft=NOFILE_SOFT, hard=NOFILE_HARD),
@@ -105,102 +103,6 @@ KILLER = (
 KILLED_BY_CLEANUP = 137
 """The killer's exit status when the wrapper's own cleanup ended it first (the command is gone then)."""
 OOM_PROBE = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
-
-_orphans: dict[str, docker.DockerClient] = {}
-"""Containers that could not be removed because the engine was gone, with the client to remove
-them by: retried when a sandbox on that engine starts or stops, and by the sweep."""
-
-
-async def sweep_stale_containers(client_factory: ClientFactory | None = None) -> list[str]:
-    """Remove codex-tui containers whose owner process on this host is gone; returns their ids."""
-    client = await get_client(client_factory)
-    return await reap_orphans(client) + await in_thread(_sweep, client)
-
-
-async def reap_orphans(client: docker.DockerClient) -> list[str]:
-    """Remove the containers left behind while this client's engine was unreachable; returns their ids."""
-    removed: list[str] = []
-    for container_id in [cid for cid, owner in _orphans.items() if owner is client]:
-        del _orphans[container_id]
-        if await remove_container(client, container_id):
-            removed.append(container_id)
-        else:
-            break  # the engine is still gone: keep the rest for later
-    return removed
-
-
-async def remove_container(client: docker.DockerClient, container_id: str) -> bool:
-    """Force-remove a container; when the engine is unreachable, remember it for later and return False."""
-    try:
-        await in_thread(_remove_quietly, client, container_id)
-    except EngineLost:
-        _orphans[container_id] = client
-        return False
-    return True
-
-
-def _sweep(client: docker.DockerClient) -> list[str]:
-    host = socket.gethostname()
-    removed: list[str] = []
-    try:
-        listed = client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
-    except DockerException as exc:
-        raise SandboxError(f"cannot list sandbox containers: {exc}") from None
-    for item in listed:
-        labels = item.get("Labels") or {}
-        if labels.get(LABEL_OWNER_HOST, host) != host or owner_alive(labels):
-            continue
-        with contextlib.suppress(NotFound, APIError):
-            client.api.remove_container(item["Id"], force=True)
-            removed.append(str(item["Id"]))
-    return removed
-
-
-class ChunkRelay:
-    """Moves output chunks from the stream thread to the loop, merging them while the loop is busy."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_output: OutputCallback | None) -> None:
-        self._loop = loop
-        self._on_output = on_output
-        self._pending: list[tuple[Stream, bytes]] = []
-        self._lock = threading.Lock()
-        self._scheduled = False
-
-    def close(self) -> None:
-        """Deliver nothing more: output of a stream abandoned after a kill must not outlive exec()."""
-        self._on_output = None
-
-    def put(self, stream: Stream, data: bytes) -> None:
-        """Called from the stream thread."""
-        if self._on_output is None or not data:
-            return
-        with self._lock:
-            self._pending.append((stream, data))
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self._loop.call_soon_threadsafe(self._flush)
-
-    def _flush(self) -> None:
-        with self._lock:
-            pending, self._pending, self._scheduled = self._pending, [], False
-        for stream, data in _merge(pending):
-            if self._on_output is not None:
-                self._on_output(stream, data)
-
-
-def _merge(chunks: list[tuple[Stream, bytes]]) -> Iterator[tuple[Stream, bytes]]:
-    run: list[bytes] = []
-    current: Stream | None = None
-    for stream, data in chunks:
-        if stream != current and run:
-            assert current is not None
-            yield current, b"".join(run)
-            run = []
-        current = stream
-        run.append(data)
-    if run and current is not None:
-        yield current, b"".join(run)
 
 
 class DockerSandbox:
@@ -319,7 +221,7 @@ class DockerSandbox:
             try:
                 client.api.start(created["Id"])
             except APIError as exc:
-                _remove_quietly(client, created["Id"])
+                remove_quietly(client, created["Id"])
                 if "rlimit" not in _explain(exc):
                     raise
                 # The engine's own open-files limit is below NOFILE_HARD (raising it needs a
@@ -465,7 +367,7 @@ class DockerSandbox:
         wrapped = ["sh", "-c", COMMAND_WRAPPER, "sh", pidfile, _container_path(cwd), *argv]
         exec_id = await in_thread(self._exec_create, wrapped, env, self.user)
         relay = ChunkRelay(asyncio.get_running_loop(), on_output)
-        stream_done = _stream_exec(self._client, exec_id, relay)
+        stream_done = stream_exec(self._client, exec_id, relay)
         killed = False
         try:
             await asyncio.wait_for(asyncio.shield(stream_done), timeout=max(timeout_s, 0.0))
@@ -506,13 +408,13 @@ class DockerSandbox:
         with contextlib.suppress(DockerException, SandboxError):
             info = await in_thread(self._client.api.exec_inspect, exec_id)
             pid = int(info.get("Pid") or 0) if self.kill_from_host else 0
-            if pid and await asyncio.to_thread(_group_in_container, pid, container_id):
-                _signal_group(pid, signal.SIGTERM)
+            if pid and await asyncio.to_thread(group_in_container, pid, container_id):
+                signal_group(pid, signal.SIGTERM)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(stream_done), KILL_GRACE_S)
-                _signal_group(pid, signal.SIGKILL)
-                await asyncio.to_thread(_kill_uid_in_container, container_id, self.uid)
-                await _wait_group_gone(pid, STREAM_DRAIN_S)
+                signal_group(pid, signal.SIGKILL)
+                await asyncio.to_thread(kill_uid_in_container, container_id, self.uid)
+                await wait_group_gone(pid, STREAM_DRAIN_S)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(stream_done), STREAM_DRAIN_S)
                 if stream_done.done():
@@ -646,7 +548,7 @@ class DockerSandbox:
             stream = await in_thread(
                 client.api.attach, container_id, stdout=True, stderr=True, stream=True, logs=True, demux=True
             )
-            stream_done = _pump_in_thread(lambda: stream, relay)
+            stream_done = pump_in_thread(lambda: stream, relay)
             await in_thread(client.api.start, container_id)
             try:
                 result = await asyncio.wait_for(in_thread(client.api.wait, container_id), max(timeout_s, 0.0))
@@ -699,138 +601,6 @@ def _container_path(cwd: str | None) -> str:
     if not cwd:
         return WORKDIR
     return cwd if cwd.startswith("/") else f"{WORKDIR}/{cwd}"
-
-
-def _stream_exec(client: docker.DockerClient, exec_id: str, relay: ChunkRelay) -> asyncio.Future[None]:
-    """Start the exec and pump its demuxed output from a dedicated thread; the future ends with it."""
-
-    def frames() -> Iterable[Frame]:
-        return client.api.exec_start(exec_id, stream=True, demux=True)  # type: ignore[no-any-return]
-
-    return _pump_in_thread(frames, relay)
-
-
-def _pump_in_thread(frames: Callable[[], Iterable[Frame]], relay: ChunkRelay) -> asyncio.Future[None]:
-    """Iterate (stdout, stderr) frames in a dedicated thread, relaying chunks; the future ends with it."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def settle(error: BaseException | None) -> None:
-        if done.done():
-            return
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
-
-    def run() -> None:
-        error: BaseException | None = None
-        try:
-            for stdout, stderr in frames():
-                if stdout:
-                    relay.put("stdout", stdout)
-                if stderr:
-                    relay.put("stderr", stderr)
-        except Exception as exc:
-            error = exc
-        loop.call_soon_threadsafe(settle, error)
-
-    threading.Thread(target=run, name="codex-docker-stream", daemon=True).start()
-    done.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
-    return done
-
-
-def _group_in_container(pgid: int, container_id: str) -> bool:
-    """Is process group `pgid` (a host pid) made of this container's processes?
-
-    True only when the engine shares this machine's pid space. The group's leader may already be
-    gone while its children run on, so any member found in /proc will do.
-    """
-    if not container_id:
-        return False
-    if _in_cgroup_of(pgid, container_id):
-        return True
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _pgrp_of(entry) == pgid:
-            return _in_cgroup_of(int(entry.name), container_id)
-    return False
-
-
-def _pgrp_of(proc_dir: Path) -> int:
-    try:
-        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[2])
-    except (OSError, IndexError, ValueError):
-        return -1
-
-
-def _in_cgroup_of(pid: int, container_id: str) -> bool:
-    try:
-        return container_id in Path(f"/proc/{pid}/cgroup").read_text()
-    except OSError:
-        return False
-
-
-def _kill_uid_in_container(container_id: str, uid: int, passes: int = 20) -> None:
-    """SIGKILL every process of `uid` in the container, by pidfd (no pid-reuse race), until none is left."""
-    if not container_id:
-        return
-    for _ in range(passes):
-        if not _kill_uid_pass(container_id, uid):
-            return
-
-
-def _kill_uid_pass(container_id: str, uid: int) -> int:
-    killed = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fd = os.pidfd_open(int(entry.name))
-        except OSError:
-            continue
-        try:
-            if _uid_of(entry) == uid and _in_cgroup_of(int(entry.name), container_id):
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-                killed += 1
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-    return killed
-
-
-def _uid_of(proc_dir: Path) -> int:
-    """The process's real uid; -1 when it is gone or a zombie (dead already, its parent reaps it)."""
-    try:
-        fields = dict(line.split(":", 1) for line in (proc_dir / "status").read_text().splitlines())
-        if fields.get("State", "").strip().startswith("Z"):
-            return -1
-        return int(fields["Uid"].split()[0])
-    except (OSError, KeyError, IndexError, ValueError):
-        return -1
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-async def _wait_group_gone(pgid: int, limit_s: float) -> None:
-    """Until every process of the group is reaped (zombies still hold pids against the limit)."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            pass
-        await asyncio.sleep(0.02)
-
-
-def _remove_quietly(client: docker.DockerClient, container_id: str) -> None:
-    with contextlib.suppress(NotFound, APIError):
-        client.api.remove_container(container_id, force=True)
 
 
 def _explain(exc: BaseException) -> str:

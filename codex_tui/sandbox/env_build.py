@@ -6,8 +6,9 @@ from pathlib import Path
 
 from codex_tui.config import Config
 from codex_tui.sandbox.base import OutputCallback, SandboxError, SandboxLimits
+from codex_tui.sandbox.env_image import ensure_env_image
 from codex_tui.sandbox.environment import load_environment, secrets_source
-from codex_tui.sandbox.image import DEFAULT_IMAGE, ensure_env_image
+from codex_tui.sandbox.image import DEFAULT_IMAGE
 
 
 async def refresh_environment_image(cfg: Config, repo: Path, on_output: OutputCallback | None = None) -> str:

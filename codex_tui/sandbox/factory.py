@@ -9,11 +9,13 @@ from pathlib import Path
 from codex_tui.config import BACKENDS, Config
 from codex_tui.protocol import SandboxMode
 from codex_tui.sandbox.base import OutputCallback, Sandbox, SandboxError, SandboxLimits, SandboxSpec
-from codex_tui.sandbox.docker import DockerSandbox, sweep_stale_containers
+from codex_tui.sandbox.docker import DockerSandbox
+from codex_tui.sandbox.docker_reap import sweep_stale_containers
 from codex_tui.sandbox.egress import Egress, RequestCallback, sweep_stale_networks
 from codex_tui.sandbox.engine import ClientFactory, engine_reachable, get_client, in_thread
+from codex_tui.sandbox.env_image import SecretsSource, ensure_env_image
 from codex_tui.sandbox.environment import Environment
-from codex_tui.sandbox.image import DEFAULT_IMAGE, SecretsSource, ensure_env_image
+from codex_tui.sandbox.image import DEFAULT_IMAGE
 from codex_tui.sandbox.local import LocalSandbox
 
 

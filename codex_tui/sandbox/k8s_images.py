@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from codex_tui.sandbox.base import SandboxError, SandboxSpec
 from codex_tui.sandbox.engine import get_client, in_thread
+from codex_tui.sandbox.env_image import ensure_env_image
 from codex_tui.sandbox.environment import Environment
-from codex_tui.sandbox.image import DEFAULT_IMAGE, ensure_env_image
+from codex_tui.sandbox.image import DEFAULT_IMAGE
 
 if TYPE_CHECKING:
     from codex_tui.sandbox.factory import SandboxRequest

@@ -40,7 +40,8 @@ from codex_tui.boundary.identity import sandbox_ids
 from codex_tui.config import KubernetesSettings
 from codex_tui.sandbox import k8s_pod
 from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxError, SandboxSpec
-from codex_tui.sandbox.docker import COMMAND_WRAPPER, KILLED_BY_CLEANUP, KILLER, OOM_PROBE, ChunkRelay
+from codex_tui.sandbox.docker import COMMAND_WRAPPER, KILLED_BY_CLEANUP, KILLER, OOM_PROBE
+from codex_tui.sandbox.docker_stream import ChunkRelay
 from codex_tui.sandbox.image import DEFAULT_IMAGE
 from codex_tui.sandbox.k8s_exec import STDOUT, Captured, ExecStatus, PodExec, capture
 from codex_tui.sandbox.local import TIMEOUT_EXIT_CODE, sandbox_env

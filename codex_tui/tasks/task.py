@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codex_tui.agent.loop import Agent, AgentSettings, TurnResult
-from codex_tui.config import Config, ConfigError
-from codex_tui.models.base import ModelClient
+from codex_tui.agent.loop import Agent, TurnResult
+from codex_tui.config import ConfigError
 from codex_tui.process import process_start_ticks
 from codex_tui.protocol import (
-    APPROVAL_REQUESTED,
-    APPROVAL_RESOLVED,
     COMPACTED,
-    DIFF_UPDATED,
     ERROR,
     ITEM_COMPLETED,
     NETWORK_REQUEST,
@@ -34,62 +27,27 @@ from codex_tui.protocol import (
     TURN_COMPLETED,
     TURN_FAILED,
     TURN_UNDONE,
-    ApprovalDecision,
     OpResult,
 )
 from codex_tui.sandbox import disk
 from codex_tui.sandbox.base import SandboxError
 from codex_tui.sandbox.environment import load_environment, secrets_source
 from codex_tui.sandbox.factory import SandboxRequest, create_sandbox, spec_from_config
-from codex_tui.tasks.artifacts import ArtifactStore
-from codex_tui.tasks.kinds import ReviewSettler, escalation_refusal, output_schema_for, tools_for
-from codex_tui.tasks.mcp_servers import McpServerPool
-from codex_tui.tasks.store import Checkpoint, RolloutStore, TaskRecord
+from codex_tui.tasks.approvals import Approvals
+from codex_tui.tasks.kinds import ReviewSettler
+from codex_tui.tasks.store import Checkpoint, TaskRecord
+from codex_tui.tasks.task_agent import build_agent
+from codex_tui.tasks.task_context import TaskContext, TaskFailure, describe_error
+from codex_tui.tasks.task_diff import DiffTracker
 from codex_tui.tasks.task_sandbox import SetupLog, WatchedSandbox
-from codex_tui.tasks.task_tools import mcp_toolset, web_search_enabled
-from codex_tui.tools.artifact import AttachArtifactTool
 from codex_tui.workspace.git import Workspace, WorkspaceError
 from codex_tui.workspace.review_target import ResolvedTarget
-
-EmitFn = Callable[[str, str, dict[str, Any]], None]
-"""emit(task_id, event type, data): the manager stamps seq and time, fans out and persists."""
 
 APP_STOPPED = "interrupted: the app stopped"
 HISTORY_EVENTS = frozenset({ITEM_COMPLETED, TURN_COMPLETED, TURN_FAILED})
 """After these events the agent's history changed: save it (coalesced)."""
 RESUME_HINT = "the checkout is intact; send a message to resume in a new sandbox"
 SANDBOX_REPLACED = "the sandbox container was gone; started a new one"
-_request_ids = itertools.count(1)
-
-
-@dataclass(slots=True)
-class TaskContext:
-    """What a task gets from its manager: config, store, emitter, backend and model client."""
-
-    config: Config
-    store: RolloutStore
-    emit: EmitFn
-    backend: str
-    """"docker" or "local" (already resolved from "auto")."""
-    approval_policy: str
-    make_client: Callable[[str], ModelClient]
-    """make_client(provider name) -> the shared client for that provider."""
-    allow_non_git: bool = False
-    on_status: Callable[[str, str], None] = field(default=lambda _tid, _status: None)
-    models_ready: Callable[[], Awaitable[None]] = field(default=lambda: _nothing())
-    """Awaited before the first model client is made (the openai package loads in the background)."""
-    task_workspace: Callable[[str], Awaitable[Workspace]] | None = None
-    """task_workspace(task id) -> that task's opened checkout (the change a review task reviews)."""
-    mcp: McpServerPool | None = None
-    """The app's MCP servers (shared by every task; started when a task first needs them)."""
-
-
-async def _nothing() -> None:
-    """An awaitable that is ready at once."""
-
-
-class TaskFailure(Exception):
-    """A failure with a message meant for the user (no traceback)."""
 
 
 class Task:
@@ -106,13 +64,13 @@ class Task:
         self.sandbox_started = False
         self.agent: Agent | None = None
         self.runner: asyncio.Task[None] | None = None
-        self.approvals: dict[str, asyncio.Future[ApprovalDecision]] = {}
-        self._diff_task: asyncio.Task[None] | None = None
-        self._diff_dirty = False
+        self.approvals = Approvals(self)
+        self.diff = DiffTracker(self)
         self._history_task: asyncio.Task[None] | None = None
         self._history_dirty = False
         self._interrupted = False
-        self._search_noted = False
+        self.search_noted = False
+        """Web search was on for an earlier agent of this task: its no-hosted-search note is not repeated."""
 
     # --- status and events -------------------------------------------------------------------
 
@@ -247,7 +205,7 @@ class Task:
     async def _after_turn_io(self) -> None:
         """Settle the diff and the saved history after a turn, whatever its outcome."""
         try:
-            await self.refresh_diff()
+            await self.diff.refresh()
         except Exception as exc:
             self.note(f"could not compute the diff: {describe_error(exc)}", "warning")
         await self.save_history()
@@ -273,7 +231,7 @@ class Task:
             note = SANDBOX_REPLACED if replaced else ""
             self.sandbox.starting = asyncio.create_task(self._start_sandbox(note))
         if self.agent is None:
-            await self._make_agent()
+            self.agent = await build_agent(self)
         if self.sandbox is not None and self.sandbox.starting is not None:
             # Before the turn: a sandbox that cannot start costs no model call, and the message
             # stays unsent (kept for the next turn).
@@ -317,7 +275,7 @@ class Task:
     async def _create_workspace(self, source: Path, checkout: Path) -> Workspace:
         try:
             if self.record.kind == "review":
-                self._diff_dirty = True  # its diff is the reviewed change: shown after the first turn
+                self.diff.dirty = True  # its diff is the reviewed change: shown after the first turn
                 return await self._create_review_workspace(source, checkout)
             return await Workspace.create(
                 source,
@@ -405,54 +363,6 @@ class Task:
         self.sandbox_mode = self.record.mode
         self.sandbox_started = False
 
-    async def _make_agent(self) -> None:
-        """The agent with its saved history, on the sandbox made by `_make_sandbox`."""
-        assert self.workspace is not None and self.sandbox is not None
-        cfg = self.ctx.config
-        history = await self.ctx.store.load_history(self.id)
-        settings = AgentSettings(
-            model=self.record.model,
-            reasoning_effort=self.record.effort,
-            context_window=cfg.model_context_window,
-            mode=self.record.mode,  # type: ignore[arg-type]
-            shell_timeout_ms=cfg.shell_timeout_ms,
-            home=cfg.home,
-            kind=self.record.kind,
-            output_schema=output_schema_for(self.record.kind),
-            web_search=web_search_enabled(cfg, self.record.provider, self.emit, noted=self._search_noted),
-        )
-        self._search_noted = self._search_noted or cfg.web_search
-        tools = tools_for(self.record.kind, self.record.mode, cfg.shell_timeout_ms)
-        if self.record.kind != "review":  # a review's answer is its findings, not files
-            tools.append(AttachArtifactTool(ArtifactStore(self.ctx.store.data_dir, self.id)))
-        mcp = mcp_toolset(
-            self.ctx.mcp,
-            self.emit,
-            kind=self.record.kind,
-            mode=self.record.mode,
-            approval_policy=self.ctx.approval_policy,
-            taken_names=[tool.spec.name for tool in tools],
-        )
-        try:
-            await self.ctx.models_ready()
-            client = self.ctx.make_client(self.record.provider)
-        except ConfigError as exc:
-            raise TaskFailure(str(exc)) from None
-        self.agent = Agent(
-            task_id=self.id,
-            client=client,
-            sandbox=self.sandbox,
-            workspace=self.workspace.path,
-            settings=settings,
-            emit=self.emit,
-            request_approval=self.request_approval,
-            cwd=self.workspace.path / self.workspace.subdir,
-            history=history,
-            on_files_changed=self.files_changed,
-            tools=tools,
-            extra_tools=mcp.tools if mcp is not None else None,
-        )
-
     def _sandbox_failed(self, exc: SandboxError) -> None:
         """The sandbox died under a command: end the turn now; the task fails with the reason."""
         if not self.sandbox_error:
@@ -505,54 +415,6 @@ class Task:
         if not self.busy:
             await self._detach_disk()
 
-    # --- approvals ---------------------------------------------------------------------------
-
-    async def request_approval(self, data: dict[str, Any]) -> ApprovalDecision:
-        """Ask the user (or the policy) whether an escalated command or patch may run."""
-        request_id = f"ap-{next(_request_ids)}"
-        self.emit(APPROVAL_REQUESTED, {"request_id": request_id, **data})
-        if refusal := escalation_refusal(self.record.kind):
-            self._resolved(request_id, "deny", refusal)
-            return "deny"
-        if self.ctx.approval_policy == "never":
-            self._resolved(request_id, "deny", "the approval policy is never")
-            return "deny"
-        if self.record.approve_all:
-            self._resolved(request_id, "approve_task", "approved for this task earlier")
-            return "approve_task"
-        future: asyncio.Future[ApprovalDecision] = asyncio.get_running_loop().create_future()
-        self.approvals[request_id] = future
-        self.set_status("waiting_approval")
-        try:
-            decision = await future
-        except asyncio.CancelledError:
-            self._resolved(request_id, "deny", "the turn was interrupted")
-            raise
-        finally:
-            self.approvals.pop(request_id, None)
-            if not self.approvals and self.record.status == "waiting_approval":
-                self.set_status("running")
-        if decision == "approve_task":
-            self.record.approve_all = True
-        self._resolved(request_id, decision)
-        return decision
-
-    def _resolved(self, request_id: str, decision: str, reason: str = "") -> None:
-        data: dict[str, Any] = {"request_id": request_id, "decision": decision}
-        if reason:
-            data["reason"] = reason
-        self.emit(APPROVAL_RESOLVED, data)
-
-    def approve(self, request_id: str, decision: str) -> OpResult:
-        """Resolve a pending approval."""
-        if decision not in ("approve", "approve_task", "deny"):
-            return OpResult(False, f"unknown decision '{decision}' (approve, approve_task or deny)")
-        future = self.approvals.get(request_id)
-        if future is None or future.done():
-            return OpResult(False, f"no pending approval '{request_id}' on task {self.id}")
-        future.set_result(decision)  # type: ignore[arg-type]
-        return OpResult(True, decision)
-
     # --- operations on a running task --------------------------------------------------------
 
     def steer(self, text: str, images: list[str]) -> None:
@@ -570,9 +432,7 @@ class Task:
 
     async def cancel(self) -> None:
         """Stop the task for good: end its turn, release its sandbox, status cancelled."""
-        for future in self.approvals.values():
-            if not future.done():
-                future.set_result("deny")
+        self.approvals.deny_all()
         runner = self.runner
         if runner is not None and not runner.done():
             runner.cancel()
@@ -587,35 +447,7 @@ class Task:
         """Called by the agent after a tool call that may change files: recompute the diff soon."""
         if self.quota is not None and (message := await disk.over_limit(self.quota)):
             self._sandbox_failed(SandboxError(message))
-        self._diff_dirty = True
-        if self._diff_task is None or self._diff_task.done():
-            self._diff_task = asyncio.create_task(self._diff_loop(), name=f"diff-{self.id}")
-
-    async def _diff_loop(self) -> None:
-        while self._diff_dirty:
-            self._diff_dirty = False
-            try:
-                await self._emit_diff()
-            except Exception as exc:
-                self.note(f"could not compute the diff: {describe_error(exc)}", "warning")
-                self._diff_dirty = True  # retried by the next refresh_diff
-                return
-
-    async def refresh_diff(self, *, force: bool = False) -> None:
-        """Wait for a pending diff; compute one now if files changed since the last one (or `force`)."""
-        if self._diff_task is not None:
-            await self._diff_task
-        if force or self._diff_dirty:
-            self._diff_dirty = False
-            await self._emit_diff()
-
-    async def _emit_diff(self) -> None:
-        if self.workspace is None:
-            return
-        summary = (await self.workspace.diff()).summary_dict()
-        self.record.added, self.record.removed = summary["added"], summary["removed"]
-        self.ctx.store.put(self.record)
-        self.emit(DIFF_UPDATED, summary)
+        self.diff.schedule()
 
     def _schedule_history_save(self) -> None:
         self._history_dirty = True
@@ -701,7 +533,7 @@ class Task:
         self.record.turns = max(0, self.record.turns - 1)
         self.emit(TURN_UNDONE, {"turn": checkpoint.turn, "conversation": checkpoint.history_len >= 0})
         self.note(message)
-        await self.refresh_diff(force=True)
+        await self.diff.refresh(force=True)
         self.ctx.store.put(self.record, urgent=True)
         return OpResult(True, message, {"turn": checkpoint.turn})
 
@@ -718,14 +550,8 @@ class Task:
         await self.ensure_workspace()
         if self.agent is None:
             await self._make_sandbox()
-            await self._make_agent()
+            self.agent = await build_agent(self)
         assert self.agent is not None
         ok, message = await self.agent.compact()
         await self.save_history()
         return OpResult(ok, message)
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line message for an unexpected exception (type name when it has no text)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -15,15 +15,12 @@ import os
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Final, Literal
-
-from mcp import Client, MCPError, StdioServerParameters
-from mcp.client.stdio import get_default_environment, stdio_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp_types import CONNECTION_CLOSED
+from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 from codex_tui.config_mcp import McpServerConfig
+
+if TYPE_CHECKING:  # the SDK takes ~0.5 s to import: only when a server starts (see _connect)
+    from mcp import Client
 
 ServerState = Literal["stopped", "starting", "ready", "failed"]
 STDERR_TAIL_BYTES: Final = 2048
@@ -163,6 +160,11 @@ class McpConnection:
 
     @contextlib.asynccontextmanager
     async def _connect(self) -> AsyncIterator[Client]:
+        from mcp import Client, StdioServerParameters
+        from mcp.client.stdio import get_default_environment, stdio_client
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
         cfg = self.config
         if cfg.url:
             async with create_mcp_http_client(headers=self._http_headers()) as http:
@@ -192,7 +194,7 @@ class McpConnection:
     async def _connection_lost(self, exc: Exception) -> bool:
         """After a failed call: True (and state failed) when the server itself is gone."""
         owner = self._owner
-        closed = isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED
+        closed = _is_connection_closed(exc)
         gone = closed or owner is None or owner.done()
         if gone and self.state != "failed":
             await self._fail("stopped answering (it crashed or closed the connection)")
@@ -256,9 +258,19 @@ def _describe(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     if isinstance(exc, McpServerError):
         return str(exc)
+    from mcp import MCPError
+
     if isinstance(exc, MCPError):
-        return "the connection closed" if exc.code == CONNECTION_CLOSED else exc.error.message
+        return "the connection closed" if _is_connection_closed(exc) else exc.error.message
     if isinstance(exc, FileNotFoundError):
         return f"command not found: {exc.filename or exc}"
     text = str(exc) or type(exc).__name__
     return text if isinstance(exc, OSError) else f"{type(exc).__name__}: {text}"
+
+
+def _is_connection_closed(exc: BaseException) -> bool:
+    """True for the SDK's "connection closed" error (the server went away)."""
+    from mcp import MCPError
+    from mcp_types import CONNECTION_CLOSED
+
+    return isinstance(exc, MCPError) and exc.code == CONNECTION_CLOSED

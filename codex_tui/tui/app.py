@@ -30,12 +30,14 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from codex_tui import protocol as p
 from codex_tui.boundary.terminal import strip_controls
 from codex_tui.config import Config
+from codex_tui.tui.artifacts_ui import ArtifactsController
 from codex_tui.tui.bindings import APP_BINDINGS, unknown_keymap_ids
 from codex_tui.tui.citations import parse_href
 from codex_tui.tui.commands import CodexCommands, PaletteEntry, SlashCommand, SlashError, parse_slash
 from codex_tui.tui.compare_ui import CompareController
 from codex_tui.tui.gc_policy import tune_gc_for_streaming
 from codex_tui.tui.log_feed import feed_log
+from codex_tui.tui.network import NextNetwork
 from codex_tui.tui.palette import PANES, palette_actions
 from codex_tui.tui.review_ui import ReviewAskController
 from codex_tui.tui.screens.approval import ApprovalScreen
@@ -45,7 +47,8 @@ from codex_tui.tui.screens.mcp import McpScreen
 from codex_tui.tui.source import TaskSource
 from codex_tui.tui.state import STATUS_ICONS, Approval, AppState, TaskModel, format_duration, format_tokens
 from codex_tui.tui.themes import initial_theme, load_themes, packaged_themes_dir, remember
-from codex_tui.tui.widgets.chat_view import ChatView
+from codex_tui.tui.widgets.artifact_list import ArtifactList
+from codex_tui.tui.widgets.chat_view import ChatView, PreviewRequested
 from codex_tui.tui.widgets.composer import Composer
 from codex_tui.tui.widgets.diff_view import DiffView
 from codex_tui.tui.widgets.plan_view import PlanView
@@ -95,6 +98,7 @@ class CodexApp(App[int]):
         self.next_attempts = 1
         self.next_mode: str | None = None
         self.next_model: str | None = None
+        self.next_network = NextNetwork()
         self.source_ready = asyncio.Event()
         self._inbox: list[p.Event] = []
         self._live_since = 0.0
@@ -113,6 +117,7 @@ class CodexApp(App[int]):
         self._restore_signals: Callable[[], None] = lambda: None
         self.review_ui = ReviewAskController(self)
         self.compare_ui = CompareController(self)
+        self.artifacts_ui = ArtifactsController(self)
         self._load_themes()
         self.set_keymap(dict(config.keymap))
 
@@ -140,7 +145,9 @@ class CodexApp(App[int]):
                     yield SandboxLog(id="log-view")
                 with TabPane("Review", id="review"):
                     yield ReviewPane(id="review-view")
-        yield Composer(self.repo, id="composer")
+                with TabPane("Artifacts", id="artifacts"):
+                    yield ArtifactList(id="artifacts-view")
+        yield Composer(self.repo, id="composer", paste_dir=self.config.data_dir / "pasted")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -156,6 +163,7 @@ class CodexApp(App[int]):
         composer.set_theme_names(sorted(self.available_themes))
         composer.area.focus()
         self.review_ui.sync_review_tab(None)
+        self.artifacts_ui.sync_tab(None)
         self.refresh_target()
         self._update_status()
         self.set_interval(1 / FLUSH_HZ, self._flush_inbox, name="flush")
@@ -352,10 +360,13 @@ class CodexApp(App[int]):
         if task is None:
             return
         self.review_ui.sync_review_tab(task)
+        self.artifacts_ui.sync_tab(task)
         pane = self.active_pane()
         self._pane_rev = (task.id, task.rev)
         if pane == "review":
             self.review_ui.render_review(task)
+        elif pane == "artifacts":
+            self.artifacts_ui.render(task)
         elif pane == "chat":
             await self.main_widget(ChatView).show_blocks(task.id, task.blocks)
         elif pane == "todo":
@@ -418,7 +429,8 @@ class CodexApp(App[int]):
         if self.new_task_mode or task is None:
             extra = f" ×{self.next_attempts}" if self.next_attempts > 1 else ""
             model = f" · {self.next_model}" if self.next_model else ""
-            label = f"New task{extra} · {self.next_mode or self.config.sandbox_mode}{model}"
+            network = self.next_network.label()
+            label = f"New task{extra} · {self.next_mode or self.config.sandbox_mode}{model}{network}"
         elif task.active or task.status == "queued":
             label = f"Steer · {task.title}"
         else:
@@ -518,6 +530,7 @@ class CodexApp(App[int]):
                 data["mode"] = self.next_mode
             if self.next_model:
                 data["model"] = self.next_model
+            data.update(self.next_network.take())
             self.new_task_mode = False
             self.next_attempts = 1
             self.send_soon(p.Op(p.OP_SUBMIT, "", data))
@@ -585,6 +598,10 @@ class CodexApp(App[int]):
             self.action_set_mode(arg)
         elif name == "model":
             self.action_set_model(arg)
+        elif name == "network":
+            message, failed = self.next_network.command(arg)
+            self.new_task_mode = self.new_task_mode or (bool(arg) and not failed)
+            self.notify(message, title="Network", severity="error" if failed else "information")
         elif name == "theme":
             self.set_theme(arg)
         elif name == "review":
@@ -664,6 +681,9 @@ class CodexApp(App[int]):
         if action == "show_pane" and parameters == ("review",):
             task = self.selected_task()
             return task is not None and task.kind == "review"
+        if action == "show_pane" and parameters == ("artifacts",):
+            task = self.selected_task()
+            return task is not None and bool(task.artifacts)
         return True
 
     def action_toggle_ask(self) -> None:
@@ -687,6 +707,15 @@ class CodexApp(App[int]):
     @on(ChatView.CitationClicked)
     def _citation_clicked(self, event: ChatView.CitationClicked) -> None:
         self.review_ui.open_citation(event.citation)
+
+    @on(ArtifactList.PreviewRequested)
+    def _artifact_chosen(self, event: ArtifactList.PreviewRequested) -> None:
+        artifact = event.artifact
+        self.artifacts_ui.open_preview(artifact.path, artifact.name, artifact.mime_type)
+
+    @on(PreviewRequested)
+    def _preview_requested(self, event: PreviewRequested) -> None:
+        self.artifacts_ui.open_preview(event.path, event.title)
 
     @on(ReviewPane.FindingChosen)
     def _finding_chosen(self, event: ReviewPane.FindingChosen) -> None:

@@ -30,6 +30,7 @@ APP_BINDINGS: list[BindingType] = [
     Binding("ctrl+l", "focus_composer", "Composer", id="focus.composer", show=False),
     Binding("f1", "help", "Help", id="app.help", priority=True, tooltip="Show every key binding"),
     Binding("question_mark", "help", "Help", id="app.help_key", show=False),
+    Binding("f10", "show_pane('artifacts')", "Artifacts", id="pane.artifacts", priority=True, show=False),
     Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False, priority=True),
 ]
 """Main-screen bindings; F-keys are priority so they also work while the composer (a TextArea) has focus."""
@@ -49,6 +50,7 @@ COMPOSER_BINDINGS: list[BindingType] = [
     Binding("up", "history(-1)", "History back", id="composer.history_back", show=False, priority=True),
     Binding("down", "history(1)", "History fwd", id="composer.history_forward", show=False, priority=True),
     Binding("escape", "dismiss_completion", "Close list", id="composer.close_completion", show=False),
+    Binding("ctrl+v", "paste_image", "Paste image", id="composer.paste_image", show=False, priority=True),
 ]
 """Composer keys; priority so they win over TextArea's own Enter/Tab/Up/Down (each checks when it applies)."""
 
@@ -115,6 +117,11 @@ MCP_BINDINGS: list[BindingType] = [
 ]
 """Keys of the /mcp screen."""
 
+PREVIEW_BINDINGS: list[BindingType] = [
+    Binding("escape,q", "close", "Close", id="preview.close"),
+]
+"""Keys of the artifact / image preview."""
+
 HELP_BINDINGS: list[BindingType] = [
     Binding("escape,f1,q", "dismiss", "Close", id="help.close"),
 ]
@@ -132,6 +139,7 @@ ALL_BINDINGS: dict[str, list[BindingType]] = {
     "Approval": APPROVAL_BINDINGS,
     "Compare": COMPARE_BINDINGS,
     "MCP servers": MCP_BINDINGS,
+    "Preview": PREVIEW_BINDINGS,
     "Help": HELP_BINDINGS,
 }
 

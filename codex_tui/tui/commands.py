@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from codex_tui.protocol import SANDBOX_MODES
+from codex_tui.tui.network import parse_network_arg
 
 if TYPE_CHECKING:
     from codex_tui.tui.app import CodexApp
@@ -30,6 +31,12 @@ SLASH_COMMANDS: tuple[SlashSpec, ...] = (
     SlashSpec("attempts", "N", "run the next new task as N attempts (1-4)", ("1", "2", "3", "4")),
     SlashSpec("image", "PATH", "attach an image file to the next message"),
     SlashSpec("mode", "MODE", "sandbox mode of the selected task / next task", SANDBOX_MODES),
+    SlashSpec(
+        "network",
+        "[off|limited|on] [DOMAIN …]",
+        "internet of the next new task (limited: the allowlist plus DOMAINs); alone: the current choice",
+        ("off", "limited ", "on"),
+    ),
     SlashSpec("model", "[NAME]", "model for the next new tasks (without NAME: the models in use)"),
     SlashSpec(
         "review",
@@ -93,6 +100,10 @@ def _check_args(spec: SlashSpec, arg: str) -> SlashCommand | SlashError:
     elif spec.name == "mode":
         if arg not in SANDBOX_MODES:
             return SlashError(f"/mode needs one of: {', '.join(SANDBOX_MODES)}")
+    elif spec.name == "network":
+        problem = parse_network_arg(arg)
+        if isinstance(problem, str):
+            return SlashError(problem)
     elif spec.name in ("image", "theme") and not arg:
         return SlashError(f"/{spec.name} needs {spec.args}")
     elif spec.args == "" and arg:

@@ -8,7 +8,7 @@ from codex_tui.tui.widgets.sandbox_log import SandboxLog
 
 
 def feed_log(log: SandboxLog, ops: list[tuple[Any, ...]]) -> None:
-    """Replay model log ops (begin/out/end) into the SandboxLog, coalescing consecutive output."""
+    """Replay model log ops (begin/out/end/net) into the SandboxLog, coalescing consecutive output."""
     pending: tuple[str, str] | None = None
     buffer: list[str] = []
 
@@ -32,4 +32,6 @@ def feed_log(log: SandboxLog, ops: list[tuple[Any, ...]]) -> None:
             log.begin_command(op[1], op[2])
         elif op[0] == "end":
             log.end_command(op[1], op[2], op[3], op[4] or "")
+        elif op[0] == "net":
+            log.append_network(op[2], op[3])
     flush()

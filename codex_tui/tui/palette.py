@@ -9,7 +9,7 @@ from codex_tui import protocol as p
 if TYPE_CHECKING:
     from codex_tui.tui.app import CodexApp
 
-PANES = ("chat", "todo", "diff", "log", "review")
+PANES = ("chat", "todo", "diff", "log", "review", "artifacts")
 DIFF_PALETTE = (
     ("toggle_split", "split / unified"),
     ("next_hunk", "next hunk"),
@@ -51,7 +51,7 @@ def palette_actions(app: CodexApp) -> list[tuple[str, str, str]]:
     ]
     for citation in app.review_ui.latest_citations():
         rows.append((f"Open {citation.label}", "cited in the answer", f"open_citation({citation.href!r})"))
-    for pane, label in zip(PANES, ("Chat", "To-do", "Diff", "Log", "Review"), strict=True):
+    for pane, label in zip(PANES, ("Chat", "To-do", "Diff", "Log", "Review", "Artifacts"), strict=True):
         rows.append((f"Show {label} pane", f"pane {pane}", f"show_pane({pane!r})"))
     for action, title in DIFF_PALETTE:
         rows.append((f"Diff: {title}", "in the diff pane", f"pane_key('diff', {action!r})"))

@@ -14,18 +14,21 @@ from typing import Any, Literal
 
 from codex_tui import protocol as p
 from codex_tui.boundary.terminal import strip_controls
+from codex_tui.tui.artifacts import ARTIFACT_ICON, ArtifactInfo, artifact_chat_text, parse_artifact
 from codex_tui.tui.chat_lines import CommandInfo as CommandInfo
 from codex_tui.tui.chat_lines import command_line as command_line
 from codex_tui.tui.chat_lines import command_note
 from codex_tui.tui.chat_lines import file_change_line as file_change_line
 from codex_tui.tui.chat_lines import format_duration as format_duration
 from codex_tui.tui.chat_lines import format_tokens as format_tokens
+from codex_tui.tui.network import network_log_line
 from codex_tui.tui.review import ReviewResult, parse_review, summary_text
 from codex_tui.tui.tool_lines import tool_line
 
 BlockKind = Literal["user", "agent", "reasoning", "tool", "note", "error"]
 LogOp = tuple[Any, ...]
-"""("begin", item_id, command) | ("out", item_id, stream, text) | ("end", item_id, exit, ms, note)"""
+"""("begin", item_id, command) | ("out", item_id, stream, text) | ("end", item_id, exit, ms, note)
+| ("net", id, text, allowed)"""
 
 MAX_BLOCKS = 400
 """Chat blocks kept per task; older ones are dropped from the model (and the screen)."""
@@ -62,6 +65,8 @@ class ChatBlock:
     icon: str = ""
     detail: str = ""
     """Lines under a tool line (an MCP result, search sources): folded until the user expands them."""
+    preview: str = ""
+    """Host path of a file a click previews (an artifact's copy, an attached image)."""
 
 
 @dataclass(slots=True)
@@ -147,6 +152,7 @@ class TaskModel:
     """Absolute index of log[0]: ops before it were dropped to bound memory."""
     log_chars: int = 0
     approvals: dict[str, Approval] = field(default_factory=dict)
+    artifacts: list[ArtifactInfo] = field(default_factory=list)
     rev: int = 0
     """Bumped on every change: the task list and status bar re-render a row when it moves."""
 
@@ -295,6 +301,7 @@ def _created(task: TaskModel, event: p.Event) -> None:
     task.created = event.ts
     if task.prompt:
         block = ChatBlock("prompt", "user", task.prompt, _names(d.get("images")), done=True)
+        block.preview = _first_path(d.get("images"))
         block.turn = task.turn_serial + 1  # the prompt opens the first turn
         _add_block(task, block)
 
@@ -325,6 +332,7 @@ def _user_message(task: TaskModel, event: p.Event) -> None:
     if kind == "prompt" and task.blocks and task.blocks[0].id == "prompt" and task.blocks[0].text == text:
         return
     block = ChatBlock(f"user-{event.seq}", "user", text, _names(d.get("images")), level=kind, done=True)
+    block.preview = _first_path(d.get("images"))
     if kind != "steer":
         block.turn = task.turn_serial + 1  # a prompt or follow-up arrives just before its turn.started
     _add_block(task, block)
@@ -367,6 +375,8 @@ def _item(task: TaskModel, event: p.Event) -> None:
         _note(task, item_id, "error", str(item.get("message") or "error"))
     elif kind == p.ITEM_IMAGE:
         _note(task, item_id, "info", f"Viewed image {item.get('path', '')}")
+    elif kind == p.ITEM_ARTIFACT and completed:
+        _artifact(task, item_id, item)
     elif kind == p.ITEM_REVIEW and completed:
         task.review = parse_review(item)
         task.review_rev += 1
@@ -395,6 +405,21 @@ def _command_item(task: TaskModel, item_id: str, item: dict[str, Any], completed
     block.level = "error" if status in ("failed", "declined") or (info.exit_code or 0) != 0 else ""
     block.rev += 1
     block.done = info.done
+
+
+def _artifact(task: TaskModel, item_id: str, item: dict[str, Any]) -> None:
+    artifact = parse_artifact(item_id, item)
+    if artifact is None or any(a.id == item_id for a in task.artifacts):
+        return
+    task.artifacts.append(artifact)
+    block = _block(task, item_id, "tool")
+    block.icon, block.text = ARTIFACT_ICON, artifact_chat_text(artifact)
+    block.preview, block.done = artifact.path, True
+
+
+def _network_request(task: TaskModel, event: p.Event) -> None:
+    text, allowed = network_log_line(event.data)
+    _log(task, ("net", f"net-{event.seq}", text, allowed))
 
 
 def _message_delta(task: TaskModel, event: p.Event) -> None:
@@ -536,6 +561,7 @@ _HANDLERS = {
     p.TURN_UNDONE: _turn_undone,
     p.COMPACTED: _compacted,
     p.SANDBOX_INFO: _sandbox_info,
+    p.NETWORK_REQUEST: _network_request,
     p.NOTE: _note_event,
     p.ERROR: _error_event,
 }
@@ -591,6 +617,10 @@ def _names(images: Any) -> list[str]:
     if not isinstance(images, list):
         return []
     return [str(i).replace("\\", "/").rsplit("/", 1)[-1] for i in images]
+
+
+def _first_path(images: Any) -> str:
+    return str(images[0]) if isinstance(images, list) and images else ""
 
 
 def _int(value: Any, default: int) -> int:

@@ -36,8 +36,9 @@ if k8s_pid_alive kube-apiserver && k8s_pid_alive kubelet && [[ -f "$K8S_KUBECONF
     done
 fi
 
-# 2. The daemons, kubelet first, containerd last.
+# 2. The daemons, kubelet first, containerd last; the second node (add-node.sh) before all of them.
 stuck=()
+"$HERE/add-node.sh" --remove >/dev/null 2>&1 || stuck+=("$K8S_NODE2_NAME")
 k8s_stop_pids kubelet
 k8s_stop_pids kube-scheduler kube-controller-manager kube-apiserver
 k8s_stop_pids etcd
@@ -123,8 +124,10 @@ if [[ -d "$K8S_STATE" ]]; then
     else
         # Keep only the image store: drop containerd's CRI bookkeeping of sandboxes and containers.
         rm -rf "$K8S_STATE/containerd/io.containerd.grpc.v1.cri/sandboxes" \
-            "$K8S_STATE/containerd/io.containerd.grpc.v1.cri/containers"
-        find "$K8S_STATE" -mindepth 1 -maxdepth 1 ! -name containerd -exec rm -rf {} +
+            "$K8S_STATE/containerd/io.containerd.grpc.v1.cri/containers" \
+            "$K8S_NODE2_STORE/io.containerd.grpc.v1.cri/sandboxes" \
+            "$K8S_NODE2_STORE/io.containerd.grpc.v1.cri/containers"
+        find "$K8S_STATE" -mindepth 1 -maxdepth 1 ! -name containerd ! -name "${K8S_NODE2_STORE##*/}" -exec rm -rf {} +
     fi
 fi
 

@@ -35,6 +35,22 @@ K8S_CNI_BRIDGE=${K8S_CNI_BRIDGE:-ctk8s0}
 K8S_PAUSE_IMAGE=docker.io/codex-tui/pause:3.2
 K8S_POD_EGRESS=${K8S_POD_EGRESS:-0}                   # 1: masquerade pod traffic (pods reach out)
 
+# --- the second node (add-node.sh): a kubelet and a containerd in their own network namespace ------
+K8S_NODE2_NAME=${K8S_NODE2_NAME:-codex-tui-node2}
+K8S_NODE2_STATE=$K8S_STATE/node2                       # its kubelet root, CNI, pid files, logs
+K8S_NODE2_STORE=${K8S_NODE2_STORE:-$K8S_STATE/containerd-node2}  # its image store (kept by down.sh)
+K8S_NODE2_RUN=$K8S_RUN/node2
+K8S_NODE2_SAVED_LOGS=${K8S_NODE2_SAVED_LOGS:-$K8S_SAVED_LOGS-node2}  # its logs after --remove
+K8S_NODE2_SOCK=$K8S_NODE2_RUN/containerd.sock
+K8S_NODE2_NETNS=${K8S_NODE2_NETNS:-ctk8s-node2}
+K8S_NODE2_VETH_HOST=${K8S_NODE2_VETH_HOST:-ctk8s-h2}    # host end of the veth pair
+K8S_NODE2_VETH_NODE=${K8S_NODE2_VETH_NODE:-ctk8s-n2}    # node end, inside the namespace
+K8S_NODE2_HOST_IP=${K8S_NODE2_HOST_IP:-10.250.2.1}
+K8S_NODE2_IP=${K8S_NODE2_IP:-10.250.2.2}               # the node's InternalIP (kubelet :10250)
+K8S_NODE2_POD_CIDR=${K8S_NODE2_POD_CIDR:-10.244.1.0/24}
+K8S_NODE2_BRIDGE=${K8S_NODE2_BRIDGE:-ctk8s1}
+K8S_NODE2_CGROUP=${K8S_NODE2_CGROUP:-codex-tui-node2}   # --cgroup-root, under every cgroup v1 controller
+
 k8s_log_stamp() { date '+%H:%M:%S'; }
 
 # Monotonic-ish seconds with milliseconds.
@@ -111,3 +127,66 @@ k8s_stop_pids() {
 }
 
 k8s_kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$K8S_KUBECONFIG" "$@"; }
+
+# --- images without a registry ---------------------------------------------------------------------
+# The image name containerd stores for a docker reference (docker.io/library/NAME:latest ...).
+normalize_ref() {
+    local ref=$1 first rest
+    [[ "$ref" == *@* ]] || { local last=${ref##*/}; [[ "$last" == *:* ]] || ref="$ref:latest"; }
+    first=${ref%%/*}
+    if [[ "$ref" != */* ]]; then
+        echo "docker.io/library/$ref"
+    elif [[ "$first" == *.* || "$first" == *:* || "$first" == localhost ]]; then
+        echo "$ref"
+    else
+        echo "docker.io/$ref"
+    fi
+}
+
+# The config digest (= docker image id) of an image in the k8s.io namespace of the containerd of CTR, or nothing.
+containerd_image_id() {
+    local manifest
+    manifest=$("${CTR[@]}" images ls -q "name==$1" 2>/dev/null | head -n 1)
+    [[ -n "$manifest" ]] || return 0
+    manifest=$("${CTR[@]}" images ls "name==$1" 2>/dev/null | awk 'NR == 2 { print $3 }')
+    "${CTR[@]}" content get "$manifest" 2>/dev/null \
+        | tr -d ' \n' | sed -n -E 's/.*"config":\{[^}]*"digest":"(sha256:[0-9a-f]+)".*/\1/p'
+}
+
+# Import the pause image and IMAGES (array) into the containerd of CTR (array: a `ctr` command line);
+# writes LOGDIR/images.log and "ok" or the reason in LOGDIR/images.status (LOGDIR: $1, default $K8S_LOGS).
+import_images() {
+    local logdir=${1:-$K8S_LOGS}
+    local log="$logdir/images.log" img ref want have t
+    : >"$log"
+    if [[ ${#IMAGES[@]} -gt 0 ]] && ! docker info >/dev/null 2>&1; then
+        echo "no Docker engine answers, so ${IMAGES[*]} cannot be exported (scripts/ensure_docker.sh starts one)" \
+            >"$logdir/images.status"
+        return 1
+    fi
+    if [[ -z "$("${CTR[@]}" images ls -q "name==$K8S_PAUSE_IMAGE" 2>/dev/null)" ]]; then
+        "${CTR[@]}" images import "$K8S_BIN/pause.tar" >>"$log" 2>&1 \
+            || { echo "import of the pause image failed" >"$logdir/images.status"; return 1; }
+    fi
+    for img in "${IMAGES[@]}"; do
+        [[ -n "$img" ]] || continue
+        ref=$(normalize_ref "$img")
+        want=$(docker image inspect -f '{{.Id}}' "$img" 2>/dev/null) \
+            || { echo "docker image $img not found (build it first: docker images)" >"$logdir/images.status"; return 1; }
+        have=$(containerd_image_id "$ref")
+        if [[ "$have" == "$want" ]]; then
+            echo "$img: already imported ($want)" >>"$log"
+            continue
+        fi
+        t=$(k8s_now)
+        if ! docker save "$img" | "${CTR[@]}" images import --snapshotter overlayfs - >>"$log" 2>&1; then
+            echo "import of $img failed: $(tail -n 1 "$log")" >"$logdir/images.status"
+            return 1
+        fi
+        have=$(containerd_image_id "$ref")
+        [[ "$have" == "$want" ]] \
+            || { echo "$img imported but containerd has no $ref with id $want" >"$logdir/images.status"; return 1; }
+        echo "$img: imported as $ref in $(k8s_since "$t") s" >>"$log"
+    done
+    echo ok >"$logdir/images.status"
+}

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Start a real single-node Kubernetes (v1.20, built by build.sh from Debian's source package) on
-# this machine and import Docker images into its containerd, for the Kubernetes sandbox tests.
+# Start a real Kubernetes (v1.20, built by build.sh from Debian's source package; one node, or two
+# with --nodes 2) on this machine and import Docker images into its containerd, for the Kubernetes
+# sandbox tests.
 #
-#   scripts/k8s/up.sh [IMAGE ...]        default IMAGE: codex-tui-sandbox:latest ($K8S_IMAGES)
+#   scripts/k8s/up.sh [--nodes 1|2] [IMAGE ...]   default IMAGE: codex-tui-sandbox:latest ($K8S_IMAGES)
+#
+# --nodes 2 (or K8S_NODES=2) then adds a second node with add-node.sh (own network namespace).
 #
 # What runs (all as root, each with a pid file in $K8S_STATE/pids, logs in $K8S_STATE/logs):
 #   containerd  a private instance (own config, root, state and socket $K8S_RUN/containerd.sock),
@@ -27,6 +30,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$HERE/lib.sh"
 
 UP_TIMEOUT=${K8S_UP_TIMEOUT:-120}
+NODES=${K8S_NODES:-1}
+if [[ "${1:-}" == --nodes ]]; then NODES=${2:-}; shift 2 || shift; fi
 if [[ $# -gt 0 ]]; then IMAGES=("$@"); else read -r -a IMAGES <<<"${K8S_IMAGES:-codex-tui-sandbox:latest}"; fi
 
 STARTED=0
@@ -42,6 +47,15 @@ fail() {
     exit 1
 }
 [[ $(id -u) -eq 0 ]] || fail "must run as root"
+[[ "$NODES" == 1 || "$NODES" == 2 ]] || fail "--nodes must be 1 or 2 (got '$NODES')"
+# The second node (add-node.sh), after the first is Ready; it imports IMAGES into its own containerd.
+add_node() {
+    [[ "$NODES" == 2 ]] || return 0
+    STARTED=1
+    local out
+    out=$("$HERE/add-node.sh" "${IMAGES[@]}" 2>&1) || fail "second node: ${out#k8s add-node: }"
+    echo "$out"
+}
 T0=$(k8s_now)
 
 # --- 0. binaries and packages ------------------------------------------------------------------
@@ -60,66 +74,6 @@ node_ready() {
         -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
 }
 
-# The image name containerd stores for a docker reference (docker.io/library/NAME:latest ...).
-normalize_ref() {
-    local ref=$1 first rest
-    [[ "$ref" == *@* ]] || { local last=${ref##*/}; [[ "$last" == *:* ]] || ref="$ref:latest"; }
-    first=${ref%%/*}
-    if [[ "$ref" != */* ]]; then
-        echo "docker.io/library/$ref"
-    elif [[ "$first" == *.* || "$first" == *:* || "$first" == localhost ]]; then
-        echo "$ref"
-    else
-        echo "docker.io/$ref"
-    fi
-}
-
-# The config digest (= docker image id) of an image in containerd's k8s.io namespace, or nothing.
-containerd_image_id() {
-    local manifest
-    manifest=$("${CTR[@]}" images ls -q "name==$1" 2>/dev/null | head -n 1)
-    [[ -n "$manifest" ]] || return 0
-    manifest=$("${CTR[@]}" images ls "name==$1" 2>/dev/null | awk 'NR == 2 { print $3 }')
-    "${CTR[@]}" content get "$manifest" 2>/dev/null \
-        | tr -d ' \n' | sed -n -E 's/.*"config":\{[^}]*"digest":"(sha256:[0-9a-f]+)".*/\1/p'
-}
-
-# Import the pause image and IMAGES; writes $K8S_LOGS/images.log, "ok" or the reason in images.status.
-import_images() {
-    local log="$K8S_LOGS/images.log" img ref want have t
-    : >"$log"
-    if [[ ${#IMAGES[@]} -gt 0 ]] && ! docker info >/dev/null 2>&1; then
-        echo "no Docker engine answers, so ${IMAGES[*]} cannot be exported (scripts/ensure_docker.sh starts one)" \
-            >"$K8S_LOGS/images.status"
-        return 1
-    fi
-    if [[ -z "$("${CTR[@]}" images ls -q "name==$K8S_PAUSE_IMAGE" 2>/dev/null)" ]]; then
-        "${CTR[@]}" images import "$K8S_BIN/pause.tar" >>"$log" 2>&1 \
-            || { echo "import of the pause image failed" >"$K8S_LOGS/images.status"; return 1; }
-    fi
-    for img in "${IMAGES[@]}"; do
-        [[ -n "$img" ]] || continue
-        ref=$(normalize_ref "$img")
-        want=$(docker image inspect -f '{{.Id}}' "$img" 2>/dev/null) \
-            || { echo "docker image $img not found (build it first: docker images)" >"$K8S_LOGS/images.status"; return 1; }
-        have=$(containerd_image_id "$ref")
-        if [[ "$have" == "$want" ]]; then
-            echo "$img: already imported ($want)" >>"$log"
-            continue
-        fi
-        t=$(k8s_now)
-        if ! docker save "$img" | "${CTR[@]}" images import --snapshotter overlayfs - >>"$log" 2>&1; then
-            echo "import of $img failed: $(tail -n 1 "$log")" >"$K8S_LOGS/images.status"
-            return 1
-        fi
-        have=$(containerd_image_id "$ref")
-        [[ "$have" == "$want" ]] \
-            || { echo "$img imported but containerd has no $ref with id $want" >"$K8S_LOGS/images.status"; return 1; }
-        echo "$img: imported as $ref in $(k8s_since "$t") s" >>"$log"
-    done
-    echo ok >"$K8S_LOGS/images.status"
-}
-
 finish_images() {
     wait "$IMPORT_PID" 2>/dev/null
     local status
@@ -134,6 +88,7 @@ if [[ $running -eq ${#ALL[@]} ]] && node_ready; then
     import_images & IMPORT_PID=$!
     finish_images
     echo "k8s up: already running; images ready in $(k8s_since "$T0") s; KUBECONFIG=$K8S_KUBECONFIG"
+    add_node
     exit 0
 fi
 if [[ $running -gt 0 || -d "$K8S_PIDS" ]]; then
@@ -434,3 +389,4 @@ K8S_IMAGES="${IMAGES[*]}"
 EOF
 echo "k8s up: node $K8S_NODE_NAME Ready in $READY_S s (containerd $T_CTD s, etcd $T_ETCD s, apiserver $T_API s, node registered ${T_NODE:-?} s), images in $(k8s_since "$T0") s ($(grep -c ': imported' "$K8S_LOGS/images.log") imported)"
 echo "k8s up: KUBECONFIG=$K8S_KUBECONFIG (kubectl: $K8S_BIN/kubectl; more in $K8S_STATE/cluster.env)"
+add_node

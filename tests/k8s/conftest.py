@@ -109,3 +109,42 @@ async def started_k8s_manager(config: Config, repo: Path) -> AsyncIterator[tuple
         yield manager, log
     finally:
         await manager.close()
+
+
+NODE_NAMES = (
+    os.environ.get("K8S_NODE_NAME", "codex-tui-node"),
+    os.environ.get("K8S_NODE2_NAME", "codex-tui-node2"),
+)
+"""The first node (up.sh) and the second one (add-node.sh, in its own network namespace)."""
+
+
+def _node_ready(name: str) -> bool:
+    from kubernetes import client, config
+
+    try:
+        node = client.CoreV1Api(config.new_client_from_config(config_file=KUBECONFIG)).read_node(
+            name, _request_timeout=5
+        )
+    except Exception:
+        return False
+    conditions = node.status.conditions if node.status else None
+    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
+
+
+@pytest.fixture(scope="module")
+def k8s_two_nodes(k8s_cluster: KubernetesSettings, sandbox_image: str) -> Iterator[tuple[str, str]]:
+    """Both node names, the second node added by scripts/k8s/add-node.sh (the sandbox image imported
+    into its containerd) and removed again afterwards unless it was already there."""
+    added = not _node_ready(NODE_NAMES[1])
+    script = str(ROOT / "scripts/k8s/add-node.sh")
+    done = subprocess.run(["bash", script, sandbox_image], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.fail(
+            f"scripts/k8s/add-node.sh failed: {(done.stdout + done.stderr).strip()[-2000:]}", pytrace=False
+        )
+    try:
+        yield NODE_NAMES
+    finally:
+        if added:
+            # Setup images are imported into the first node's containerd only: later tests need one node.
+            subprocess.run(["bash", script, "--remove"], capture_output=True, text=True, check=False)

@@ -27,7 +27,7 @@ from codex_tui.sandbox.base import ExecResult, SandboxError, SandboxLimits, Sand
 from codex_tui.sandbox.disk import DiskQuota, provision, release
 from codex_tui.sandbox.docker import HOME, DockerSandbox
 from codex_tui.sandbox.engine import LABEL_TASK
-from codex_tui.sandbox.image import ensure_env_image
+from codex_tui.sandbox.env_image import ensure_env_image
 from codex_tui.sandbox.local import LocalSandbox, bwrap_path
 
 pytestmark = pytest.mark.docker

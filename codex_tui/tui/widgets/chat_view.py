@@ -23,6 +23,15 @@ TOOL_ICONS = {"": "›", "error": "✘"}
 NOTE_ICONS = {"info": "ℹ", "warning": "⚠", "error": "✘"}
 
 
+class PreviewRequested(Message):
+    """The user activated an artifact line or a message's attached image: show that file."""
+
+    def __init__(self, path: str, title: str) -> None:
+        super().__init__()
+        self.path = path
+        self.title = title
+
+
 @dataclass(slots=True)
 class _Rendered:
     widget: Widget
@@ -75,10 +84,28 @@ class ToolLine(Static):
         self.set_class(block.level == "error", "error")
 
     def on_click(self) -> None:
-        """Toggle between the folded and the whole detail."""
-        if fold(self.block.detail)[1] or self.expanded:
+        """Preview an artifact; else toggle between the folded and the whole detail."""
+        if self.block.preview:
+            self.post_message(PreviewRequested(self.block.preview, self.block.text.split(" — ", 1)[0]))
+        elif fold(self.block.detail)[1] or self.expanded:
             self.expanded = not self.expanded
             self.show(self.block)
+
+
+class UserLine(Static):
+    """A prompt; a click on one with an attached image previews that image."""
+
+    def __init__(self, block: ChatBlock, *, classes: str) -> None:
+        super().__init__(user_content(block), classes=classes)
+        self.block = block
+        if block.preview:
+            self.tooltip = "Click to preview the attached image"
+
+    def on_click(self) -> None:
+        """Preview the first attached image."""
+        if self.block.preview:
+            name = self.block.images[0] if self.block.images else self.block.preview
+            self.post_message(PreviewRequested(self.block.preview, name))
 
 
 class ChatView(VerticalScroll):
@@ -148,9 +175,12 @@ class ChatView(VerticalScroll):
             text = linkify(block.text) if block.done and block.kind == "agent" else block.text
             return Markdown(text, classes=classes, open_links=False)
         if block.kind == "user":
-            return Static(user_content(block), classes=classes)
+            return UserLine(block, classes=classes)
         if block.kind == "tool":
-            return ToolLine(block, classes=classes)
+            line = ToolLine(block, classes=classes)
+            if block.preview:
+                line.tooltip = "Click to preview"
+            return line
         return Static(line_content(block), classes=classes)
 
     async def _update(self, block: ChatBlock, rendered: _Rendered) -> None:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from textual import events, on
+from PIL import Image as PILImage
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
@@ -15,11 +16,15 @@ from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from codex_tui.tui.bindings import COMPOSER_BINDINGS
+from codex_tui.tui.clipboard import ClipboardError, paste_image
 from codex_tui.tui.commands import complete_mention, complete_slash
+from codex_tui.tui.images import image_widget, load_image
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 HISTORY_LIMIT = 200
+PREVIEW_BOX = (16, 4)
+"""Size (columns, rows) of the small preview of each attached image."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +133,13 @@ class Composer(Vertical):
             self.message = message
             self.severity = severity
 
-    def __init__(self, cwd: Path, *, id: str | None = None) -> None:
+    def __init__(self, cwd: Path, *, id: str | None = None, paste_dir: Path | None = None) -> None:
         super().__init__(id=id)
         self.cwd = cwd
+        self.paste_dir = paste_dir
+        """Where images pasted from the clipboard are saved (None: pasting images is off)."""
+        self.previews_shown: list[Path] = []
+        """The attachments whose small previews are on screen (set once they are decoded)."""
         self.attachments: list[Attachment] = []
         self.history: list[str] = []
         self._history_index = 0
@@ -147,6 +156,7 @@ class Composer(Vertical):
         """Completion list, attachment chips, text area."""
         yield OptionList(id="completions")
         yield Horizontal(id="chips")
+        yield Horizontal(id="previews")
         yield PromptArea(self.cwd, id="prompt")
 
     def on_mount(self) -> None:
@@ -155,6 +165,7 @@ class Composer(Vertical):
         completions.display = False
         completions.can_focus = False
         self.query_one("#chips").display = False
+        self.query_one("#previews").display = False
 
     @property
     def mention_files(self) -> list[str]:
@@ -212,6 +223,61 @@ class Composer(Vertical):
         for chip in chips.children:
             chip.tooltip = "Click to remove"
         chips.display = bool(self.attachments)
+        self._load_previews([a.path for a in self.attachments])
+
+    @work(thread=True, exclusive=True, group="attachment-previews", exit_on_error=False)
+    def _load_previews(self, paths: list[Path]) -> None:
+        """Decode the attached images off the event loop, then show them."""
+        pictures = [(path, load_image(path)) for path in paths]
+        self.app.call_from_thread(self.call_later, self._show_previews, paths, pictures)
+
+    async def _show_previews(
+        self, paths: list[Path], pictures: list[tuple[Path, PILImage.Image | str]]
+    ) -> None:
+        if paths != [a.path for a in self.attachments]:
+            return  # the attachments changed since: a newer load is on its way
+        row = self.query_one("#previews", Horizontal)
+        await row.remove_children()
+        widgets = [
+            image_widget(picture, *PREVIEW_BOX, classes="attachment-preview")
+            for _, picture in pictures
+            if not isinstance(picture, str)
+        ]
+        await row.mount_all(widgets)
+        row.display = bool(widgets)
+        self.previews_shown = paths
+
+    def action_paste_image(self) -> None:
+        """Ctrl+V: attach the clipboard's image (the clipboard tool runs in a thread)."""
+        if self.paste_dir is None:
+            self.post_message(self.Notice("Pasting images is not available here", "warning"))
+            return
+        self._paste_from_clipboard(self.paste_dir)
+
+    @work(thread=True, exclusive=True, group="clipboard", exit_on_error=False)
+    def _paste_from_clipboard(self, folder: Path) -> None:
+        try:
+            path = paste_image(folder)
+        except ClipboardError as exc:
+            self.app.call_from_thread(self._no_clipboard_image, str(exc))
+            return
+        except OSError as exc:
+            self.post_message(self.Notice(f"Cannot save the pasted image: {exc}", "error"))
+            return
+        self.app.call_from_thread(self._attach_pasted, path)
+
+    def _no_clipboard_image(self, message: str) -> None:
+        """Text copied inside the app still pastes (TextArea's own Ctrl+V); else say why nothing came."""
+        if self.app.clipboard:
+            self.area.action_paste()
+        else:
+            self.post_message(self.Notice(message, "warning"))
+
+    def _attach_pasted(self, path: Path) -> None:
+        error = self.attach(path)
+        self.post_message(
+            self.Notice(error or f"Attached {path.name}", "warning" if error else "information")
+        )
 
     def on_click(self, event: events.Click) -> None:
         """A click on a chip removes that attachment."""

@@ -34,7 +34,9 @@ from codex_tui.tui.bindings import LOG_BINDINGS
 from codex_tui.tui.widgets.highlight import clean_line
 
 Stream = Literal["stdout", "stderr"]
-LineKind = Literal["command", "continued", "stdout", "stderr", "exit-ok", "exit-failed"]
+LineKind = Literal[
+    "command", "continued", "stdout", "stderr", "exit-ok", "exit-failed", "network-ok", "network-refused"
+]
 
 DEFAULT_MAX_LINES = 20_000
 DEFAULT_MAX_LINE_LENGTH = 2_000
@@ -156,6 +158,8 @@ class SandboxLog(ScrollView, can_focus=True):
         "sandbox-log--stderr",
         "sandbox-log--exit-ok",
         "sandbox-log--exit-failed",
+        "sandbox-log--network-ok",
+        "sandbox-log--network-refused",
         "sandbox-log--empty",
     }
     DEFAULT_CSS = """
@@ -168,6 +172,8 @@ class SandboxLog(ScrollView, can_focus=True):
         & > .sandbox-log--stderr { color: $text-warning; }
         & > .sandbox-log--exit-ok { color: $text-success; }
         & > .sandbox-log--exit-failed { color: $text-error; text-style: bold; }
+        & > .sandbox-log--network-ok { color: $text-secondary; }
+        & > .sandbox-log--network-refused { color: $text-error; }
         & > .sandbox-log--empty { color: $text-muted; }
     }
     """
@@ -229,6 +235,11 @@ class SandboxLog(ScrollView, can_focus=True):
         self._pending.append(("end", item_id, exit_code, duration_ms, note))
         self._wake()
 
+    def append_network(self, text: str, allowed: bool) -> None:
+        """One request the egress proxy judged (`⇄ GET host:443 allowed …`); refused ones in red."""
+        self._pending.append(("net", text, allowed))
+        self._wake()
+
     def clear(self) -> None:
         """Forget every line, section and buffered chunk."""
         self._pending.clear()
@@ -283,6 +294,8 @@ class SandboxLog(ScrollView, can_focus=True):
                 self._output(*operation[1:])
             elif operation[0] == "begin":
                 self._begin(*operation[1:])
+            elif operation[0] == "net":
+                self._add("network-ok" if operation[2] else "network-refused", operation[1], "")
             else:
                 self._end(*operation[1:])
         self.flush_count += 1

@@ -1,0 +1,84 @@
+"""Images drawn in the terminal with textual-image: Kitty graphics, Sixel or Unicode half-blocks.
+
+textual-image asks the terminal what it supports when it is imported, which must happen before
+Textual takes over the terminal; this module is imported by the app for that reason. Setting
+`CODEX_TUI_IMAGES=halfcell` forces the half-block renderer (tests and snapshots: the same output
+on every machine). The widget's size in cells is computed here from the picture's own size, so
+the layout does not depend on the terminal's reported cell size either.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from PIL import Image as PILImage
+from textual.widget import Widget
+from textual_image.renderable import Image as AutoRenderable
+from textual_image.renderable import UnicodeImage
+from textual_image.widget import HalfcellImage
+from textual_image.widget import Image as AutoImage
+
+RENDERER_ENV = "CODEX_TUI_IMAGES"
+"""`halfcell` forces Unicode half-blocks; anything else (or unset) picks what the terminal supports."""
+MAX_DECODED_SIDE = 1024
+"""Pictures are shrunk to this many pixels per side once decoded (a preview needs no more)."""
+MAX_IMAGE_PIXELS = 64_000_000
+"""Larger pictures are refused before decoding (a decompression bomb must not eat the memory)."""
+CELL_ASPECT = 2.0
+"""A terminal cell is about twice as tall as it is wide."""
+FORMATS = frozenset({"PNG", "JPEG", "GIF", "WEBP"})
+
+
+def forced_halfcell() -> bool:
+    """The half-block renderer is forced (CODEX_TUI_IMAGES=halfcell)."""
+    return os.environ.get(RENDERER_ENV, "").strip().lower() == "halfcell"
+
+
+def renderer_name() -> str:
+    """Which renderer previews use here: `halfcell`, `sixel`, `tgp` or `unicode`."""
+    if forced_halfcell() or AutoRenderable is UnicodeImage:
+        return "halfcell"  # no graphics protocol detected: half-blocks still show colours
+    return AutoRenderable.__module__.rsplit(".", 1)[-1]
+
+
+def load_image(path: Path) -> PILImage.Image | str:
+    """Decode a PNG/JPEG/GIF/WebP file into a small RGB picture (blocking), or why it cannot be."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(path) as image:
+                if image.format not in FORMATS:
+                    return f"{path.name}: not a PNG, JPEG, GIF or WebP image"
+                if image.width * image.height > MAX_IMAGE_PIXELS:
+                    return f"{path.name}: {image.width}×{image.height} pixels is too large to preview"
+                image.draft("RGB", (MAX_DECODED_SIDE, MAX_DECODED_SIDE))
+                picture = image.convert("RGB")
+    except (OSError, ValueError, PILImage.DecompressionBombWarning, PILImage.DecompressionBombError) as exc:
+        return f"{path.name}: cannot decode the image ({exc})"
+    picture.thumbnail((MAX_DECODED_SIDE, MAX_DECODED_SIDE))
+    return picture
+
+
+def fit_cells(pixel_width: int, pixel_height: int, max_width: int, max_height: int) -> tuple[int, int]:
+    """The largest (columns, rows) box of the picture's shape within the limits (at least 1×1)."""
+    if pixel_width <= 0 or pixel_height <= 0:
+        return 1, 1
+    ratio = pixel_width / (pixel_height / CELL_ASPECT)
+    width, height = float(max_width), max_width / ratio
+    if height > max_height:
+        width, height = max_height * ratio, float(max_height)
+    return max(1, round(width)), max(1, round(height))
+
+
+def image_widget(
+    picture: PILImage.Image, max_width: int, max_height: int, *, id: str | None = None, classes: str = ""
+) -> Widget:
+    """A widget drawing `picture` in at most max_width × max_height cells, keeping its shape."""
+    widget_type = HalfcellImage if renderer_name() == "halfcell" else AutoImage
+    widget = widget_type(picture, id=id, classes=classes)
+    width, height = fit_cells(picture.width, picture.height, max_width, max_height)
+    widget.styles.width = width
+    widget.styles.height = height
+    return widget
