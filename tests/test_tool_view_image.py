@@ -134,3 +134,19 @@ async def test_missing_path_argument_is_reported(tmp_path: Path) -> None:
     _, ctx = setup(tmp_path)
     result = await ViewImageTool().run("{}", ctx)
     assert result.output == "missing or invalid field `path`: expected a string"
+
+
+async def test_a_viewed_image_is_kept_as_a_private_host_copy_for_previews(tmp_path: Path) -> None:
+    workspace, copies = tmp_path / "ws", tmp_path / "data" / "viewed"
+    workspace.mkdir()
+    data = png_1x1()
+    (workspace / "ui.png").write_bytes(data)
+    recorder, ctx = setup(workspace)
+    result = await ViewImageTool(copies).run(json.dumps({"path": "ui.png"}), ctx)
+    assert result.success
+    [item] = recorder.items(ITEM_COMPLETED)
+    kept = Path(item["preview_path"])
+    assert kept.parent == copies and kept.read_bytes() == data
+    assert kept.stat().st_mode & 0o777 == 0o600 and copies.stat().st_mode & 0o777 == 0o700
+    (workspace / "ui.png").write_bytes(b"changed by the sandbox later")
+    assert kept.read_bytes() == data  # the preview never reads the checkout again

@@ -311,3 +311,21 @@ def test_snapshot_artifacts_pane_with_png_preview(snap_compare: Snap, tmp_path: 
 
     app = make_app(tmp_path, artifact_events(tmp_path))
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_clicking_a_viewed_image_line_previews_its_host_copy(tmp_path: Path) -> None:
+    picture = write_png(tmp_path / "kept.png")
+    item = {"id": "v-1", "type": p.ITEM_IMAGE, "path": "shots/ui.png", "preview_path": str(picture)}
+    events = [
+        p.Event(p.TASK_CREATED, "t-1", 0, {"title": "Look", "prompt": "Check the page"}, 1),
+        p.Event(p.ITEM_COMPLETED, "t-1", 1, {"item": item}, 1.1),
+        p.Event(p.TASK_STATUS, "t-1", 2, {"status": "ready"}, 1.2),
+    ]
+    app = make_app(tmp_path, events)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "Viewed image shots/ui.png" in screen_text(app)
+        line = next(w for w in app.main_widget(ChatView).query(ToolLine) if w.block.id == "v-1")
+        await pilot.click(line)
+        screen = await wait_preview(pilot)
+        assert screen.preview is not None and screen.preview.kind == "image"

@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING
 
 from codex_tui.agent.loop import Agent, AgentSettings
 from codex_tui.config import ConfigError
-from codex_tui.tasks.artifacts import ArtifactStore
+from codex_tui.tasks.artifacts import ArtifactStore, artifacts_folder
 from codex_tui.tasks.kinds import output_schema_for, tools_for
 from codex_tui.tasks.task_context import TaskFailure
 from codex_tui.tasks.task_tools import mcp_toolset, web_search_enabled
 from codex_tui.tools.artifact import AttachArtifactTool
+from codex_tui.tools.view_image import ViewImageTool
 
 if TYPE_CHECKING:
     from codex_tui.tasks.task import Task
@@ -34,6 +35,8 @@ async def build_agent(task: Task) -> Agent:
     )
     task.search_noted = task.search_noted or cfg.web_search
     tools = tools_for(task.record.kind, task.record.mode, cfg.shell_timeout_ms)
+    views = artifacts_folder(task.ctx.store.data_dir, task.id) / "viewed"
+    tools = [ViewImageTool(views) if tool.spec.name == "view_image" else tool for tool in tools]
     if task.record.kind != "review":  # a review's answer is its findings, not files
         tools.append(AttachArtifactTool(ArtifactStore(task.ctx.store.data_dir, task.id)))
     mcp = mcp_toolset(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath
 from codex_tui.models.base import ToolSpec
@@ -107,9 +109,14 @@ def load_image(path: Path, shown: str, max_bytes: int = MAX_IMAGE_BYTES) -> Load
 
 
 class ViewImageTool:
-    """The `view_image` tool."""
+    """The `view_image` tool.
 
-    def __init__(self) -> None:
+    With `copies` (a host folder outside the checkout), each image viewed is also kept there and the
+    item names the copy (`preview_path`), so front ends can show it without opening the checkout.
+    """
+
+    def __init__(self, copies: Path | None = None) -> None:
+        self.copies = copies
         self.spec = ToolSpec(
             name="view_image",
             description=VIEW_IMAGE_DESCRIPTION,
@@ -129,11 +136,26 @@ class ViewImageTool:
             image = await asyncio.to_thread(load_workspace_image, ctx.workspace, relative, shown)
         except (ArgumentsError, ImageError) as error:
             return ToolResult(str(error), success=False)
-        item = {"id": ctx.new_item_id(), "type": ITEM_IMAGE, "path": shown}
+        item: dict[str, Any] = {"id": ctx.new_item_id(), "type": ITEM_IMAGE, "path": shown}
+        if self.copies is not None:
+            with contextlib.suppress(OSError):  # the preview is a convenience; the model has the image
+                item["preview_path"] = await asyncio.to_thread(keep_copy, self.copies, item["id"], image)
         ctx.emit(ITEM_STARTED, {"item": item})
         ctx.emit(ITEM_COMPLETED, {"item": item})
         part = {"type": "image", "image_url": image.data_url, "name": shown}
         return ToolResult(f"attached image {shown}", images=[part])
+
+
+def keep_copy(folder: Path, item_id: str, image: LoadedImage) -> str:
+    """Write a viewed image (already checked, bounded) as a private new file; returns its path."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    extension = image.mime.rsplit("/", 1)[-1]
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", item_id)[:100]
+    target = folder / f"{name}.{extension}"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(image.data)
+    return str(target)
 
 
 def _resolve(path: str, ctx: ToolContext) -> str:

@@ -373,6 +373,11 @@ def _item(task: TaskModel, event: p.Event) -> None:
         task.todo_explanation = str(item.get("explanation") or "")
     elif kind == p.ITEM_ERROR:
         _note(task, item_id, "error", str(item.get("message") or "error"))
+    elif kind == p.ITEM_IMAGE and item.get("preview_path"):
+        # A host copy of the image (never the checkout's file): a click on the line previews it.
+        block = _block(task, item_id, "tool")
+        block.icon, block.text = "🖼", f"Viewed image {item.get('path', '')}"
+        block.preview, block.done = str(item["preview_path"]), True
     elif kind == p.ITEM_IMAGE:
         _note(task, item_id, "info", f"Viewed image {item.get('path', '')}")
     elif kind == p.ITEM_ARTIFACT and completed:
