@@ -25,11 +25,11 @@ from typing import Any
 
 from codex_tui.agent.loop import Agent, AgentSettings
 from codex_tui.models.base import ModelClient, ModelEvent, ModelRequest
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import scripted_client
 from codex_tui.protocol import ApprovalDecision
 from codex_tui.sandbox.base import SandboxSpec
 from codex_tui.sandbox.local import LocalSandbox
+from codex_tui.scripted import ScriptedServer
 
 BUDGET_MS = 5.0
 RESULTS = Path(__file__).resolve().parent / "results" / "agent.json"

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "exec.json"
 ROOT = Path(__file__).resolve().parents[1]

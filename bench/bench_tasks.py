@@ -117,7 +117,7 @@ def model_server(folder: Path) -> Iterator[str]:
     """The scripted server in its own process, like a remote model: yields its base URL."""
     path = folder / "bench.json"
     path.write_text(json.dumps(scenario()))
-    argv = [sys.executable, "-m", "codex_tui.models.scripted", "--scenario", str(path)]
+    argv = [sys.executable, "-m", "codex_tui.scripted", "--scenario", str(path)]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from codex_tui.agent.loop import Agent, AgentSettings
-from codex_tui.models.scripted import RecordedRequest, ScriptedServer
 from codex_tui.models.scripted_testing import scripted_client
 from codex_tui.protocol import ApprovalDecision
 from codex_tui.sandbox.base import SandboxSpec
 from codex_tui.sandbox.local import LocalSandbox
+from codex_tui.scripted import RecordedRequest, ScriptedServer
 from codex_tui.tools import default_tools
 from codex_tui.tools.base import Tool
 from tests.conftest import give_to_sandbox

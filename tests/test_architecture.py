@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "codex_tui"
 # Each layer may import itself and the layers listed before it.
 LAYERS: list[set[str]] = [
     {"protocol", "config", "config_mcp", "process", "boundary"},
-    {"models", "tools", "sandbox", "workspace"},
+    {"models", "scripted", "tools", "sandbox", "workspace"},
     {"agent"},
     {"tasks", "demo"},
     {"exec", "exec_printers", "tui", "cli", "cli_common", "cli_tasks", "cli_mcp", "__main__"},
@@ -24,6 +24,7 @@ CORE = {
     "config_mcp",
     "process",
     "models",
+    "scripted",
     "tools",
     "sandbox",
     "workspace",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from codex_tui import protocol as p
 from codex_tui.exec_printers import HumanPrinter, artifact_line
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from codex_tui.tasks.prtext import build_pr_text
 from codex_tui.tasks.store import TaskRecord
 from tests.test_exec import provider_flags, run_cli

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from tests.test_review_tasks import SCENARIOS, break_add
 from tests.test_tasks_support import scripted_config, started_manager, submit
 

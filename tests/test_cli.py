@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from tests.conftest import run_git
 from tests.test_exec import ROOT, provider_flags, run_cli
 from tests.test_publish import bare_remote, fake_gh, gh_calls  # noqa: F401  (fixture)

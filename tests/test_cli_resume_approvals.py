@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from tests.test_exec import ROOT, provider_flags, run_cli
 from tests.test_tasks_support import scenario, shell_call
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from codex_tui.models.base import ModelRequest, TextDelta, ToolSpec
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import scripted_client
+from codex_tui.scripted import ScriptedServer
 from tests.test_agent_harness import agent_harness
 
 WIRES = ["responses", "chat"]

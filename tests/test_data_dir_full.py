@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from codex_tui import protocol as p
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.protocol import Event
+from codex_tui.scripted import ScriptedServer
 from codex_tui.tasks.manager import TaskManager
 from codex_tui.tasks.store import RolloutStore, iter_rollout
 from tests.test_exec import provider_flags, run_cli

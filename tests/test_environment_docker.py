@@ -16,11 +16,11 @@ import pytest
 
 from codex_tui import protocol as p
 from codex_tui.config import EnvironmentSettings
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.sandbox.base import SandboxSpec
 from codex_tui.sandbox.docker import DockerSandbox
 from codex_tui.sandbox.env_image import ensure_env_image
 from codex_tui.sandbox.environment import Environment
+from codex_tui.scripted import ScriptedServer
 from tests.test_tasks_support import scenario, scripted_config, shell_call, started_manager, submit
 
 pytestmark = pytest.mark.docker

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from tests.test_agent_harness import write_png
 from tests.test_tasks_support import add_file_patch, patch_call, scenario, shell_call
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from tests.test_exec import provider_flags, run_cli
 from tests.test_review_tasks import finding, review_json
 from tests.test_tasks_support import scenario, shell_call

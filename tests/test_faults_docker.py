@@ -21,8 +21,8 @@ import docker
 import pytest
 
 from codex_tui import protocol as p
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.sandbox.engine import LABEL_OWNER_PID, LABEL_TASK, EngineLost, forget_client
+from codex_tui.scripted import ScriptedServer
 from tests.conftest import run_git
 from tests.conftest_docker import MakeDockerSandbox
 from tests.test_tasks_support import (

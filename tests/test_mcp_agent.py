@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from codex_tui.agent.loop import Agent, AgentSettings
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import scripted_client
 from codex_tui.sandbox.base import SandboxSpec
 from codex_tui.sandbox.local import LocalSandbox
+from codex_tui.scripted import ScriptedServer
 from codex_tui.tasks.mcp_servers import McpServerPool
 from codex_tui.tools import default_tools
 from codex_tui.tools.mcp_tools import McpToolset

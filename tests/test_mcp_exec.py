@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from codex_tui.exec_printers import approval_subject, tool_item_line
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from tests.mcp_servers.support import SERVERS
 from tests.test_exec import provider_flags, run_cli
 from tests.test_tasks_support import scenario

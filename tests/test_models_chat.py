@@ -17,8 +17,8 @@ from codex_tui.models.base import (
     ToolSpec,
 )
 from codex_tui.models.chat import history_to_messages
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import collect_events, scripted_client
+from codex_tui.scripted import ScriptedServer
 
 PATCH = ToolSpec("apply_patch", "Edit files with a patch", freeform_grammar="start: /(.|\\n)+/")
 SHELL = ToolSpec("shell", "Run a command", {"type": "object", "properties": {"command": {"type": "array"}}})

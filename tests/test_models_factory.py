@@ -11,8 +11,8 @@ from codex_tui.models.base import ModelError, ModelRequest, TextDelta, ToolSpec
 from codex_tui.models.chat import ChatClient
 from codex_tui.models.factory import make_model_client
 from codex_tui.models.responses import ResponsesClient
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import collect_events
+from codex_tui.scripted import ScriptedServer
 
 SECRET = "sk-live-do-not-leak-1234567890"
 

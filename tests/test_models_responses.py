@@ -6,8 +6,8 @@ from typing import Any
 
 from codex_tui.models.base import Completed, ModelRequest, ToolCall, ToolSpec
 from codex_tui.models.responses import history_to_input
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import collect_events, scripted_client
+from codex_tui.scripted import ScriptedServer
 
 PATCH = ToolSpec(
     "apply_patch", "Edit files with a patch", freeform_grammar='start: "*** Begin Patch" /(.|\\n)*/'

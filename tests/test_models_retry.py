@@ -18,8 +18,8 @@ from codex_tui.models.retry import (
     retry_after_from_message,
     with_idle_timeout,
 )
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import collect_events, scripted_client
+from codex_tui.scripted import ScriptedServer
 
 WIRES = ["responses", "chat"]
 SHELL = ToolSpec("shell", "Run a command", {"type": "object", "properties": {"command": {"type": "array"}}})

@@ -20,9 +20,9 @@ from codex_tui.models.base import (
 )
 from codex_tui.models.chat import response_format
 from codex_tui.models.responses import text_format
-from codex_tui.models.scripted import ScriptedServer
-from codex_tui.models.scripted_scenario import PROSE_WITHOUT_SCHEMA
 from codex_tui.models.scripted_testing import collect_events, scripted_client
+from codex_tui.scripted import ScriptedServer
+from codex_tui.scripted.scenario import PROSE_WITHOUT_SCHEMA
 
 WIRES = ["responses", "chat"]
 SHELL = ToolSpec("shell", "Run a command", {"type": "object", "properties": {"command": {"type": "array"}}})

@@ -19,8 +19,8 @@ from codex_tui.models.base import (
     ToolCall,
     ToolSpec,
 )
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import collect_events, scripted_client
+from codex_tui.scripted import ScriptedServer
 
 WIRES = ["responses", "chat"]
 SHELL = ToolSpec("shell", "Run a command", {"type": "object", "properties": {"command": {"type": "array"}}})

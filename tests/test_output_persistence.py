@@ -17,8 +17,8 @@ import pytest
 
 from codex_tui import protocol as p
 from codex_tui.cli import main
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.protocol import Event
+from codex_tui.scripted import ScriptedServer
 from codex_tui.tasks.store import (
     OUTPUT_HEAD_BYTES,
     OUTPUT_TAIL_BYTES,

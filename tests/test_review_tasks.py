@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from codex_tui import protocol as p
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from tests.conftest import run_git
 from tests.test_tasks_support import (
     add_file_patch,

@@ -15,8 +15,8 @@ import pydantic
 import pytest
 
 from codex_tui.models.base import OutputSchema
-from codex_tui.models.scripted import FINISHED_TEXT, ScenarioError, ScriptedServer, load_scenarios
-from codex_tui.models.scripted_scenario import read_conversation
+from codex_tui.scripted import FINISHED_TEXT, ScenarioError, ScriptedServer, load_scenarios
+from codex_tui.scripted.scenario import read_conversation
 
 SHELL_FN: Any = {"type": "function", "name": "shell", "parameters": {"type": "object"}}
 SHELL_CHAT: Any = {"type": "function", "function": {"name": "shell", "parameters": {"type": "object"}}}
@@ -230,7 +230,7 @@ async def test_standalone_server_runs_from_the_command_line(tmp_path: Path) -> N
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "codex_tui.models.scripted",
+        "codex_tui.scripted",
         "--scenario",
         str(scenario_file),
         "--port",
@@ -256,7 +256,7 @@ def test_standalone_server_reports_a_bad_scenario_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("[1]")
     done = subprocess.run(
-        [sys.executable, "-m", "codex_tui.models.scripted", "--scenario", str(bad)],
+        [sys.executable, "-m", "codex_tui.scripted", "--scenario", str(bad)],
         capture_output=True,
         text=True,
         timeout=30,

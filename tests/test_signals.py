@@ -28,10 +28,10 @@ import psutil
 import pytest
 
 from codex_tui import protocol as p
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.sandbox.base import SandboxSpec
 from codex_tui.sandbox.engine import LABEL_TASK
 from codex_tui.sandbox.local import LocalSandbox, bwrap_path
+from codex_tui.scripted import ScriptedServer
 from codex_tui.tasks.manager import ACTIVE_STATUSES
 from codex_tui.tasks.store import RolloutStore, TaskRecord
 from tests.sandbox_helpers import processes_with

@@ -14,8 +14,8 @@ import docker
 import pytest
 
 from codex_tui import protocol as p
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.sandbox.engine import LABEL, LABEL_OWNER_PID, LABEL_OWNER_START, LABEL_TASK
+from codex_tui.scripted import ScriptedServer
 from tests.test_tasks_support import (
     add_file_patch,
     assert_rollout_holds,

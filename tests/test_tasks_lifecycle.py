@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 
 from codex_tui import protocol as p
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.process import process_alive, process_start_ticks
+from codex_tui.scripted import ScriptedServer
 from codex_tui.tasks.store import RolloutStore, TaskRecord
 from tests.test_tasks_support import (
     EventLog,

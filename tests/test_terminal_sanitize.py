@@ -23,7 +23,7 @@ from textual.widgets import Static
 from codex_tui import protocol as p
 from codex_tui.boundary.terminal import strip_controls
 from codex_tui.exec_printers import json_line
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from codex_tui.tui.state import AppState
 from codex_tui.tui.widgets.diff_view import file_list_prompt
 from tests.test_exec import provider_flags, run_cli

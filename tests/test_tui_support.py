@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from textual.pilot import Pilot
 
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from codex_tui.tasks.manager import TaskManager
 from codex_tui.tui.app import CodexApp
 from codex_tui.tui.widgets.composer import Composer

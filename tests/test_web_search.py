@@ -11,8 +11,8 @@ from codex_tui.config import ConfigError, load_config
 from codex_tui.models.base import Completed, ModelRequest, WebSearchCall
 from codex_tui.models.chat import history_to_messages
 from codex_tui.models.responses import history_to_input
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.models.scripted_testing import collect_events, scripted_client
+from codex_tui.scripted import ScriptedServer
 from codex_tui.tasks.task_tools import web_search_enabled
 
 SEARCH_TURN = {

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from codex_tui.config import Config, ModelProvider, load_config
-from codex_tui.models.scripted import ScriptedServer, load_scenarios
 from codex_tui.protocol import OP_SUBMIT, Op
+from codex_tui.scripted import ScriptedServer, load_scenarios
 
 DEMO_DIR = Path(__file__).parent
 SAMPLE_REPO = DEMO_DIR / "sample_repo"

@@ -13,7 +13,7 @@ import pytest
 
 from codex_tui import protocol as p
 from codex_tui.config import KubernetesSettings
-from codex_tui.models.scripted import ScriptedServer
+from codex_tui.scripted import ScriptedServer
 from tests.k8s.conftest import started_k8s_manager
 from tests.test_tasks_support import scenario, scripted_config, shell_call, submit
 

@@ -12,9 +12,9 @@ from kubernetes import client, config
 
 from codex_tui import protocol as p
 from codex_tui.config import KubernetesSettings
-from codex_tui.models.scripted import ScriptedServer
 from codex_tui.sandbox.engine import LABEL, LABEL_TASK
 from codex_tui.sandbox.k8s_pod import LABEL_NETWORK, POLICY_NAME, label_value
+from codex_tui.scripted import ScriptedServer
 from tests.k8s.conftest import started_k8s_manager
 from tests.test_tasks_support import (
     add_file_patch,

@@ -8,7 +8,7 @@ or as one JSON body) and ``GET /v1/models``. Run it in-process::
         client = AsyncOpenAI(base_url=srv.base_url, api_key="anything")
 
 or in a background thread (``srv = ScriptedServer(s).start_in_thread(); …; srv.stop()``), or
-standalone: ``python -m codex_tui.models.scripted --scenario FILE --port N``.
+standalone: ``python -m codex_tui.scripted --scenario FILE --port N``.
 
 Scenario format (JSON; a file holds one scenario, a list, or ``{"scenarios": [...]}``; a folder
 holds ``*.json`` files)::
@@ -99,15 +99,15 @@ from pathlib import Path
 from typing import Any
 
 from codex_tui.models.base import OutputSchema
-from codex_tui.models.scripted_format import FormatError, requested_schema
-from codex_tui.models.scripted_http import (
+from codex_tui.scripted.http_io import (
     HttpError,
     HttpRequest,
     SseWriter,
     read_request,
     write_json,
 )
-from codex_tui.models.scripted_scenario import (
+from codex_tui.scripted.request_format import FormatError, requested_schema
+from codex_tui.scripted.scenario import (
     Conversation,
     Scenario,
     ScenarioError,
@@ -118,7 +118,7 @@ from codex_tui.models.scripted_scenario import (
     read_conversation,
     summary_text,
 )
-from codex_tui.models.scripted_wire import (
+from codex_tui.scripted.wire import (
     Answer,
     chat_body,
     chat_chunks,
@@ -511,9 +511,7 @@ def _retry_headers(error: ScriptedError) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server standalone until interrupted."""
-    parser = argparse.ArgumentParser(
-        prog="python -m codex_tui.models.scripted", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m codex_tui.scripted", description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", action="append", default=[], help="scenario JSON file or folder")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

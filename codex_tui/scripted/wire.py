@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from codex_tui.models.scripted_scenario import ScriptedSearch, ScriptedToolCall
+from codex_tui.scripted.scenario import ScriptedSearch, ScriptedToolCall
 
 
 @dataclass(slots=True)

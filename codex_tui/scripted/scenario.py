@@ -1,6 +1,6 @@
 """Scenarios for the scripted model server: the data, loading from JSON, and stateless turn choice.
 
-See the module docstring of :mod:`codex_tui.models.scripted` for the JSON format.
+See the module docstring of :mod:`codex_tui.scripted` for the JSON format.
 """
 
 from __future__ import annotations
