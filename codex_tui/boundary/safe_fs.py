@@ -90,6 +90,9 @@ KeepFn = Callable[[list[Entry]], list[bool]]
 class CheckoutRoot:
     """An open handle on a checkout's top folder; all paths given to it are relative to that folder."""
 
+    split = staticmethod(split_relative)
+    """How a path given to this root is checked and cut into components (a subclass may allow more)."""
+
     def __init__(self, path: Path) -> None:
         try:
             self.fd = os.open(path, _DIR_FLAGS)
@@ -159,7 +162,7 @@ class CheckoutRoot:
         self, path: str, *, create: bool = False, replace: bool = False
     ) -> Iterator[tuple[int, str]]:
         """(descriptor of the folder holding `path`, the last component) for the duration of a block."""
-        parts = split_relative(path)
+        parts = self.split(path)
         fd = self._open_dir(parts[:-1], create=create, replace=replace)
         try:
             yield fd, parts[-1]
@@ -197,14 +200,24 @@ class CheckoutRoot:
 
         Missing folders are created. `executable` None keeps the old file's permission bits.
         """
+
+        def fill(out: int) -> None:
+            with os.fdopen(out, "wb", closefd=False) as handle:
+                handle.write(data)
+
+        self.write_new_file(path, fill, lambda fd, name: _new_mode(fd, name, executable))
+
+    def write_new_file(self, path: str, fill: Callable[[int], None], mode: Callable[[int, str], int]) -> None:
+        """Replace whatever is at `path` with a fresh regular file: created `O_EXCL` beside it,
+        filled by `fill(descriptor)`, given `mode(folder descriptor, name)` and the sandbox's
+        owner, then renamed over `path` (never written through an existing file or link)."""
         with self.parent_of(path, create=True) as (fd, name):
-            mode = _new_mode(fd, name, executable)
+            file_mode = mode(fd, name)
             tmp = f".codex-tui-{secrets.token_hex(6)}.tmp"
             out = os.open(tmp, _NEW_FILE_FLAGS, 0o600, dir_fd=fd)
             try:
-                with os.fdopen(out, "wb", closefd=False) as handle:
-                    handle.write(data)
-                os.fchmod(out, mode)
+                fill(out)
+                os.fchmod(out, file_mode)
                 if self._owner is not None:
                     os.fchown(out, *self._owner)
             except BaseException:
@@ -248,7 +261,7 @@ class CheckoutRoot:
 
     def prune_empty_dirs(self, path: str) -> None:
         """Remove the folders holding `path` that became empty, deepest first (never the root)."""
-        parts = split_relative(path)[:-1]
+        parts = self.split(path)[:-1]
         while parts:
             try:
                 with self.parent_of("/".join(parts)) as (fd, name):

@@ -23,10 +23,9 @@ import contextlib
 import errno
 import os
 import posixpath
-import secrets
 import stat
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final, Literal
@@ -43,7 +42,6 @@ POD_MANIFEST: Final = "find . -mindepth 1 -printf '%y %s %m %T@/%C@/%i %P\\0'"
 """Run in the workspace: one NUL-terminated record per path (kind, size, mode, change signature, path)."""
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-_NEW_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SPECIAL_KINDS: Final = {"p": "a FIFO", "s": "a socket", "c": "a device", "b": "a device", "D": "a door"}
 
 
@@ -122,24 +120,14 @@ class DataRoot(CheckoutRoot):
     """A CheckoutRoot whose paths may go through `.git`: the copy back writes the checkout's git folder
     as plain data (the host never runs git on it); every other safeguard of CheckoutRoot holds."""
 
+    split = staticmethod(split_data_path)
+
     def __enter__(self) -> DataRoot:
         return self
 
-    @contextlib.contextmanager
-    def parent_of(
-        self, path: str, *, create: bool = False, replace: bool = False
-    ) -> Iterator[tuple[int, str]]:
-        """(descriptor of the folder holding `path`, its last component), `.git` allowed."""
-        parts = split_data_path(path)
-        fd = self._open_dir(parts[:-1], create=create, replace=replace)
-        try:
-            yield fd, parts[-1]
-        finally:
-            os.close(fd)
-
     def make_dir(self, path: str, mode: int) -> None:
         """Create the folder `path` (and missing parents); a file or link standing there is refused."""
-        fd = self._open_dir(split_data_path(path), create=True)
+        fd = self._open_dir(self.split(path), create=True)
         try:
             os.fchmod(fd, (mode & 0o777) | 0o700)
         finally:
@@ -147,27 +135,17 @@ class DataRoot(CheckoutRoot):
 
     def write_stream(self, path: str, source: IO[bytes], size: int, *, executable: bool) -> None:
         """Replace whatever is at `path` with a regular file holding `size` bytes from `source`."""
-        with self.parent_of(path, create=True) as (fd, name):
-            tmp = f".codex-tui-{secrets.token_hex(6)}.tmp"
-            out = os.open(tmp, _NEW_FILE_FLAGS, 0o600, dir_fd=fd)
-            try:
-                left = size
-                while left > 0:
-                    chunk = source.read(min(CHUNK, left))
-                    if not chunk:
-                        raise SyncError(f"{path}: the stream ended early")
-                    os.write(out, chunk)
-                    left -= len(chunk)
-                os.fchmod(out, 0o755 if executable else 0o644)
-                if self._owner is not None:
-                    os.fchown(out, *self._owner)
-            except BaseException:
-                os.close(out)
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=fd)
-                raise
-            os.close(out)
-            self._rename_over(fd, tmp, name, path)
+
+        def fill(out: int) -> None:
+            left = size
+            while left > 0:
+                chunk = source.read(min(CHUNK, left))
+                if not chunk:
+                    raise SyncError(f"{path}: the stream ended early")
+                os.write(out, chunk)
+                left -= len(chunk)
+
+        self.write_new_file(path, fill, lambda _fd, _name: 0o755 if executable else 0o644)
 
     def delete(self, path: str) -> bool:
         """Delete the file, link or empty folder at `path`; False when it is gone or not empty."""
