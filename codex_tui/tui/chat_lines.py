@@ -53,7 +53,7 @@ def file_change_line(item: dict[str, Any]) -> str:
     more = f" and {len(changes) - 1} more" if len(changes) > 1 else ""
     counts = ""
     if "added" in item or "removed" in item:
-        counts = f" +{_as_int(item.get('added'), 0)} −{_as_int(item.get('removed'), 0)}"
+        counts = f" +{as_int(item.get('added'), 0)} −{as_int(item.get('removed'), 0)}"
     return f"{verb} {path}{more}{counts}"
 
 
@@ -85,7 +85,8 @@ def command_note(item: dict[str, Any]) -> str:
     return ""
 
 
-def _as_int(value: Any, default: int) -> int:
+def as_int(value: Any, default: int) -> int:
+    """A whole number from event data (a float is cut; anything else, a bool included, is `default`)."""
     if isinstance(value, bool):
         return default
     if isinstance(value, int):

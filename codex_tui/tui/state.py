@@ -16,8 +16,8 @@ from codex_tui import protocol as p
 from codex_tui.boundary.terminal import strip_controls
 from codex_tui.tui.artifacts import ARTIFACT_ICON, ArtifactInfo, artifact_chat_text, parse_artifact
 from codex_tui.tui.chat_lines import CommandInfo as CommandInfo
+from codex_tui.tui.chat_lines import as_int, command_note
 from codex_tui.tui.chat_lines import command_line as command_line
-from codex_tui.tui.chat_lines import command_note
 from codex_tui.tui.chat_lines import file_change_line as file_change_line
 from codex_tui.tui.chat_lines import format_duration as format_duration
 from codex_tui.tui.chat_lines import format_tokens as format_tokens
@@ -289,8 +289,8 @@ def _created(task: TaskModel, event: p.Event) -> None:
     d = event.data
     task.title = str(d.get("title") or d.get("prompt") or task.id).splitlines()[0][:120]
     task.prompt = str(d.get("prompt") or "")
-    task.attempt = _int(d.get("attempt"), 1)
-    task.attempts = _int(d.get("attempts"), 1)
+    task.attempt = as_int(d.get("attempt"), 1)
+    task.attempts = as_int(d.get("attempts"), 1)
     task.group_id = str(d.get("group_id") or "")
     task.mode = str(d.get("mode") or "")
     task.model = str(d.get("model") or "")
@@ -401,7 +401,7 @@ def _command_item(task: TaskModel, item_id: str, item: dict[str, Any], completed
     status = str(item.get("status") or "")
     if (completed or status in ("completed", "failed", "declined")) and not info.done:
         info.exit_code = item.get("exit_code") if isinstance(item.get("exit_code"), int) else None
-        info.duration_ms = _int(item.get("duration_ms"), 0) if "duration_ms" in item else None
+        info.duration_ms = as_int(item.get("duration_ms"), 0) if "duration_ms" in item else None
         info.note = command_note(item)
         info.done = True
         _log(task, ("end", item_id, info.exit_code, info.duration_ms, info.note))
@@ -477,8 +477,8 @@ def _approval_resolved(task: TaskModel, event: p.Event) -> None:
 
 def _diff_updated(task: TaskModel, event: p.Event) -> None:
     d = event.data
-    task.added = _int(d.get("added"), 0)
-    task.removed = _int(d.get("removed"), 0)
+    task.added = as_int(d.get("added"), 0)
+    task.removed = as_int(d.get("removed"), 0)
     files = d.get("files")
     task.files = [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
     task.diff_rev += 1
@@ -486,16 +486,16 @@ def _diff_updated(task: TaskModel, event: p.Event) -> None:
 
 def _context_updated(task: TaskModel, event: p.Event) -> None:
     d = event.data
-    task.used_tokens = _int(d.get("used_tokens"), task.used_tokens)
-    task.window_tokens = _int(d.get("window_tokens"), task.window_tokens)
+    task.used_tokens = as_int(d.get("used_tokens"), task.used_tokens)
+    task.window_tokens = as_int(d.get("window_tokens"), task.window_tokens)
     total = d.get("total")
     if isinstance(total, dict):
-        task.input_tokens = _int(total.get("input_tokens"), task.input_tokens)
-        task.output_tokens = _int(total.get("output_tokens"), task.output_tokens)
+        task.input_tokens = as_int(total.get("input_tokens"), task.input_tokens)
+        task.output_tokens = as_int(total.get("output_tokens"), task.output_tokens)
 
 
 def _turn_started(task: TaskModel, event: p.Event) -> None:
-    task.turn = _int(event.data.get("turn"), task.turn + 1)
+    task.turn = as_int(event.data.get("turn"), task.turn + 1)
     task.turn_serial += 1
     plan = [TodoItem(t.text, t.status) for t in task.todos]
     task.turn_marks.append(TurnMark(task.turn, task.turn_serial, plan, task.todo_explanation))
@@ -505,7 +505,7 @@ def _turn_undone(task: TaskModel, event: p.Event) -> None:
     """Drop the undone turn (the newest one with that number) and anything after it from the chat."""
     if event.data.get("conversation") is False:
         return  # only the files went back: the conversation (and so the chat) stays
-    number = _int(event.data.get("turn"), -1)
+    number = as_int(event.data.get("turn"), -1)
     index = next(
         (i for i in reversed(range(len(task.turn_marks))) if task.turn_marks[i].number == number), -1
     )
@@ -527,9 +527,8 @@ def _turn_failed(task: TaskModel, event: p.Event) -> None:
 
 def _compacted(task: TaskModel, event: p.Event) -> None:
     d = event.data
-    text = (
-        f"Context compacted: {_int(d.get('before_tokens'), 0):,} → {_int(d.get('after_tokens'), 0):,} tokens"
-    )
+    before, after = as_int(d.get("before_tokens"), 0), as_int(d.get("after_tokens"), 0)
+    text = f"Context compacted: {before:,} → {after:,} tokens"
     _note(task, f"compacted-{event.seq}", "info", text)
 
 
@@ -626,13 +625,3 @@ def _names(images: Any) -> list[str]:
 
 def _first_path(images: Any) -> str:
     return str(images[0]) if isinstance(images, list) and images else ""
-
-
-def _int(value: Any, default: int) -> int:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    return default
