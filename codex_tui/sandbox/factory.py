@@ -117,22 +117,30 @@ async def create_sandbox(spec: SandboxSpec, request: SandboxRequest | None = Non
         await kubernetes_image(spec, request, environment)
         return KubernetesSandbox(spec), choice.note
     if request.repo is not None:
-        base = spec.image or DEFAULT_IMAGE
-        spec.image = await ensure_env_image(
-            base,
-            request.repo,
-            request.setup_script,
-            request.on_output,
-            client_factory=request.client_factory,
-            limits=spec.limits,
-            environment=environment,
-            secrets=request.secrets,
-            maintenance=request.maintenance,
-        )
+        spec.image = await repository_image(spec.image or DEFAULT_IMAGE, spec, request, environment)
     egress = None
     if spec.network_access == "limited" and not spec.network:
         egress = Egress(spec.task_id, environment.network.policy(), request.on_network)
     return DockerSandbox(spec, request.client_factory, egress=egress), choice.note
+
+
+async def repository_image(
+    base: str, spec: SandboxSpec, request: SandboxRequest, environment: Environment
+) -> str:
+    """The image `request.repo`'s tasks run: `base` with the repository's setup script applied (built
+    once with Docker and cached), or `base` itself when the repository has none."""
+    assert request.repo is not None
+    return await ensure_env_image(
+        base,
+        request.repo,
+        request.setup_script,
+        request.on_output,
+        client_factory=request.client_factory,
+        limits=spec.limits,
+        environment=environment,
+        secrets=request.secrets,
+        maintenance=request.maintenance,
+    )
 
 
 async def startup_sweep(client_factory: ClientFactory | None = None) -> list[str]:

@@ -1,6 +1,6 @@
 """Images for task pods: the configured image, or a repository's setup image made available to the cluster.
 
-Setup images are built with Docker exactly as for the Docker backend (`image.ensure_env_image`),
+Setup images are built with Docker exactly as for the Docker backend (`factory.repository_image`),
 then handed to the cluster: pushed to `[sandbox.kubernetes] registry` when one is set (pods then
 use `registry/name:tag`; set `image_pull_policy = "IfNotPresent"`), otherwise imported into the
 local cluster's containerd (`containerd_socket`, the test cluster of scripts/k8s) with
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from codex_tui.sandbox.base import SandboxError, SandboxSpec
 from codex_tui.sandbox.engine import get_client, in_thread
-from codex_tui.sandbox.env_image import ensure_env_image
 from codex_tui.sandbox.environment import Environment
 from codex_tui.sandbox.image import DEFAULT_IMAGE
 
@@ -34,17 +33,9 @@ async def kubernetes_image(spec: SandboxSpec, request: SandboxRequest, environme
     spec.image = settings.image or spec.image or DEFAULT_IMAGE
     if request.repo is None:
         return
-    tag = await ensure_env_image(
-        spec.image,
-        request.repo,
-        request.setup_script,
-        request.on_output,
-        client_factory=request.client_factory,
-        limits=spec.limits,
-        environment=environment,
-        secrets=request.secrets,
-        maintenance=request.maintenance,
-    )
+    from codex_tui.sandbox.factory import repository_image
+
+    tag = await repository_image(spec.image, spec, request, environment)
     if tag == spec.image:
         return
     if settings.registry:
