@@ -22,6 +22,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.driver import Driver
 from textual.notifications import SeverityLevel
 from textual.theme import Theme
 from textual.widget import Widget
@@ -35,6 +36,7 @@ from codex_tui.tui.bindings import APP_BINDINGS, unknown_keymap_ids
 from codex_tui.tui.citations import parse_href
 from codex_tui.tui.commands import CodexCommands, PaletteEntry, SlashCommand, SlashError, parse_slash
 from codex_tui.tui.compare_ui import CompareController
+from codex_tui.tui.driver import safe_driver_class
 from codex_tui.tui.gc_policy import tune_gc_for_streaming
 from codex_tui.tui.log_feed import feed_log
 from codex_tui.tui.network import NextNetwork
@@ -72,6 +74,10 @@ class CodexApp(App[int]):
     TITLE = "codex-tui"
     BINDINGS = APP_BINDINGS
     COMMANDS = App.COMMANDS | {CodexCommands}
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's choice, with its terminal driver made safe for a hangup (see tui/driver.py)."""
+        return safe_driver_class(super().get_driver_class())
 
     def __init__(
         self,
@@ -941,8 +947,9 @@ def run_app(
         if prepared is not None:
             prepared.close()
     if app.stopped_by is not None:
-        sys.stderr.write(
-            f"codex-tui: stopped by {app.stopped_by.name}; its tasks were stopped and can be resumed "
-            "(codex-tui tasks list)\n"
-        )
+        with contextlib.suppress(OSError):  # after a hangup the terminal is gone (EIO)
+            sys.stderr.write(
+                f"codex-tui: stopped by {app.stopped_by.name}; its tasks were stopped and can be resumed "
+                "(codex-tui tasks list)\n"
+            )
     return int(result or 0)
