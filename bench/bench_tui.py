@@ -330,7 +330,8 @@ def run_child(tasks: int, rate: int, seconds: float) -> int:
     home = Path(os.environ["CODEX_TUI_HOME"])
     source = SyntheticSource(tasks, rate, seconds)
     app = CodexApp(Config(home=home), source, repo=home)
-    app.call_later(app.action_show_pane, "log")
+    app.call_later(app.action_show_pane, "log")  # on screen in both layouts (tabs: the log tab)
+    app.call_later(lambda: app.call_after_refresh(app.action_focus_composer))  # keys go to the composer
     app.run()
     return 0
 

@@ -35,7 +35,7 @@ from codex_tui.protocol import SANDBOX_MODES
 if TYPE_CHECKING:
     pass
 
-SUBCOMMANDS = ("exec", "review", "tasks", "sandbox", "mcp")
+SUBCOMMANDS = ("exec", "review", "tasks", "sandbox", "mcp", "serve")
 
 
 # --- parsers -----------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def tui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codex-tui",
         description="Run coding agents in parallel, each in its own sandbox. "
-        "Subcommands: exec, review, tasks, sandbox, mcp (see `codex-tui SUBCOMMAND --help`).",
+        "Subcommands: exec, review, tasks, sandbox, mcp, serve (see `codex-tui SUBCOMMAND --help`).",
     )
     parser.add_argument("prompt", nargs="?", help="start a task with this prompt")
     parser.add_argument(
@@ -160,6 +160,7 @@ def tasks_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = sub.add_parser("list", help="list tasks")
     listing.add_argument("--all", action="store_true", help="include archived tasks")
+    listing.add_argument("--json", action="store_true", help="one JSON object per task (with usage and cost)")
     for name, text in (("show", "show a task's conversation and diff"), ("undo", "undo the last turn")):
         p = sub.add_parser(name, help=text)
         p.add_argument("id")
@@ -249,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_sandbox(sandbox_parser().parse_args(args))
         if command == "mcp":
             return cmd_mcp(mcp_parser().parse_args(args))
+        if command == "serve":
+            from codex_tui.cli_serve import cmd_serve
+
+            return cmd_serve(args, tui_parser())
         return cmd_tui(tui_parser().parse_args(args))
     except ConfigError as exc:
         report_error(str(exc))
@@ -272,7 +277,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     repo = resolve_repo(args)
     try:
-        from codex_tui.tui.app import run_app
+        from codex_tui.tui.launch import run_app
     except ImportError as exc:
         raise CliError(
             f"the terminal UI is not available ({exc}); `codex-tui exec` runs tasks without it"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from codex_tui.cli_common import CliError, report_error, resolve_config, run, run_until_stopped, say
 from codex_tui.config import Config
+from codex_tui.pricing import Cost, estimate, format_usd
 
 if TYPE_CHECKING:
     from codex_tui.exec import StopSignals
@@ -54,21 +55,46 @@ def _find_record(cfg: Config, task_id: str, attempt: int | None = None) -> Any:
 
 
 def tasks_list(cfg: Config, args: argparse.Namespace) -> int:
-    """Print one line per task."""
+    """Print one line per task (or one JSON object per task with `--json`)."""
     records = [r for r in _load_records(cfg) if args.all or not r.archived]
+    if args.json:
+        return _tasks_list_json(cfg, records)
     if not records:
         print("no tasks yet")
         return 0
     now = time.time()
     for r in records:
         _settle_orphan(r)
+        cost = format_usd(_record_cost(cfg, r))
         status = r.status + (f" ({r.message})" if r.message and r.status == "failed" else "")
         attempt = f" [{r.attempt}/{r.attempts}]" if r.attempts > 1 else ""
         say(
-            f"{r.id}  {status:<28} +{r.added} −{r.removed}  {_tokens(r.tokens):>6}  "
+            f"{r.id}  {status:<28} +{r.added} −{r.removed}  {_tokens(r.tokens):>6} {cost:>7}  "
             f"{_age(now - r.updated):>4}  {_kind_mark(r)}{r.title}{attempt}{_verdict(r)}"
         )
     return 0
+
+
+def _tasks_list_json(cfg: Config, records: list[TaskRecord]) -> int:
+    """One JSON line per task: its summary, plus `cost_usd` (null: no price) and `priced_as`."""
+    from codex_tui.exec_printers import json_line
+
+    for r in records:
+        _settle_orphan(r)
+        cost = _record_cost(cfg, r)
+        row = r.summary() | {
+            "cost_usd": round(cost.usd, 6) if cost else None,
+            "priced_as": cost.model if cost else None,
+        }
+        print(json_line(row))
+    return 0
+
+
+def _record_cost(cfg: Config, record: TaskRecord) -> Cost | None:
+    """The task's estimated cost; None for a model with no price or a record older than the split."""
+    if record.tokens and not (record.input_tokens or record.output_tokens):
+        return None
+    return estimate(record.model or cfg.model, record, cfg.pricing)
 
 
 def _kind_mark(record: TaskRecord) -> str:

@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from codex_tui.config_mcp import McpConfigError, McpServerConfig, parse_mcp_servers
+from codex_tui.pricing import DEFAULT_PRICES, Price, PricingError, parse_price
 from codex_tui.protocol import SANDBOX_MODES
 
 WIRE_APIS = ("responses", "chat")
 EFFORTS = ("minimal", "low", "medium", "high")
 BACKENDS = ("auto", "docker", "local", "kubernetes")
+DOCKER_SYNC_MODES = ("auto", "mount", "copy")
+"""sandbox.docker_sync: how a Docker task gets its checkout (see Config.sandbox_docker_sync)."""
 APPROVAL_POLICIES = ("on-request", "never")
+NOTIFICATIONS = ("auto", "osc9", "osc777", "off")
 
 
 class ConfigError(Exception):
@@ -90,6 +94,9 @@ class Config:
     sandbox_disk_mb: int = 10240
     """Per-task limit on the checkout's size (its own filesystem as root, else a watchdog); 0: none."""
     sandbox_kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    sandbox_docker_sync: str = "auto"
+    """Docker: "mount" the checkout, "copy" it in and back as data, or "auto" (copy when DOCKER_HOST
+    names an engine that is not on this machine's unix socket)."""
     environment: EnvironmentSettings = field(default_factory=lambda: EnvironmentSettings())
     """Network access, setup, maintenance, env and secrets names ([environment])."""
     setup: str | None = None
@@ -102,11 +109,17 @@ class Config:
     stream_idle_timeout_s: float = 300.0
     request_max_retries: int = 4
     theme: str = "codex-dark"
+    layout: str = "auto"
+    """The TUI's panes: `panes` (together), `tabs`, or `auto` (panes when the terminal is large enough)."""
     keymap: dict[str, str] = field(default_factory=dict)
     mcp_servers: dict[str, McpServerConfig] = field(default_factory=dict)
     """[mcp_servers.NAME] tables (config_mcp.py): MCP servers whose tools tasks may use."""
     web_search: bool = False
     """`tools.web_search` / `--search`: offer the hosted web_search tool (Responses API only)."""
+    pricing: dict[str, Price] = field(default_factory=dict)
+    """[pricing."model"] tables: USD per 1M tokens, over the built-in table (pricing.py)."""
+    notifications: str = "auto"
+    """Desktop notifications by escape sequence: auto (by terminal), osc9, osc777 or off (tui/notify.py)."""
     home: Path = field(default_factory=lambda: default_home())
     source: str = "defaults"
 
@@ -155,6 +168,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "sandbox_memory_mb": int,
     "sandbox_pids": int,
     "sandbox_disk_mb": int,
+    "sandbox_docker_sync": str,
     "setup": str,
     "approval_policy": str,
     "max_parallel_tasks": int,
@@ -164,12 +178,17 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "stream_idle_timeout_s": (int, float),
     "request_max_retries": int,
     "theme": str,
+    "notifications": str,
+    "layout": str,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model_reasoning_effort": EFFORTS,
     "sandbox_mode": SANDBOX_MODES,
     "sandbox_backend": BACKENDS,
+    "sandbox_docker_sync": DOCKER_SYNC_MODES,
     "approval_policy": APPROVAL_POLICIES,
+    "notifications": NOTIFICATIONS,
+    "layout": ("auto", "panes", "tabs"),
 }
 _TABLES = ("model_providers", "profiles", "keymap")
 _POSITIVE = frozenset(
@@ -271,6 +290,8 @@ def _apply(cfg: Config, data: dict[str, Any], source: str) -> None:
                 raise ConfigError(str(exc)) from None
         elif key == "tools":
             _apply_tools(cfg, value, source)
+        elif key == "pricing":
+            _apply_pricing(cfg, value, source)
         elif key == "sandbox":
             _apply_sandbox(cfg, value, source)
         elif key == "environment":
@@ -293,6 +314,18 @@ def _apply_tools(cfg: Config, value: Any, source: str) -> None:
         if not isinstance(item, bool):
             raise ConfigError(f"{source}: [tools]: key 'web_search': expected true or false, got {item!r}")
         cfg.web_search = item
+
+
+def _apply_pricing(cfg: Config, value: Any, source: str) -> None:
+    """The [pricing."model"] tables: `input`, `cached_input`, `output` in USD per 1M tokens."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: key 'pricing': expected a table ([pricing.\"model\"])")
+    for model, item in value.items():
+        base = cfg.pricing.get(model) or DEFAULT_PRICES.get(model)
+        try:
+            cfg.pricing[model] = parse_price(model, item, f'{source}: [pricing."{model}"]', base)
+        except PricingError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _apply_sandbox(cfg: Config, value: Any, source: str) -> None:

@@ -268,7 +268,7 @@ async def _run_exec(
         sandbox_backend=options.backend,
         approval_policy=options.approval,
     )
-    human = HumanPrinter(err, options.attempts)
+    human = HumanPrinter(err, options.attempts, config.pricing, config.model)
     finals = FinalMessages()
     await manager.start()
     try:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from codex_tui import protocol as p
 from codex_tui.agent.review import format_review
 from codex_tui.boundary.terminal import strip_controls
+from codex_tui.pricing import Price, TokenCounts, estimate, format_usd
 
 JSON_TYPES = frozenset(
     {
@@ -80,10 +81,16 @@ def json_line(obj: dict[str, Any]) -> str:
 class HumanPrinter:
     """Human progress lines on stderr: commands, edits, plan, notes, approvals, errors."""
 
-    def __init__(self, err: TextIO, attempts: int) -> None:
+    def __init__(
+        self, err: TextIO, attempts: int, prices: Mapping[str, Price] | None = None, default_model: str = ""
+    ) -> None:
         self.err = err
         self.attempts = attempts
+        self.prices = prices
+        """Price overrides from the config (pricing.py has the defaults)."""
+        self.default_model = default_model
         self.attempt_of: dict[str, int] = {}
+        self.model_of: dict[str, str] = {}
         self.held_message: dict[str, str] = {}
         self.last_plan: dict[str, list[tuple[str, str]]] = {}
         self.last_error: dict[str, str] = {}
@@ -112,6 +119,7 @@ class HumanPrinter:
     def created(self, event: p.Event) -> None:
         """Remember the attempt number; announce attempts when there are several."""
         self.attempt_of[event.task_id] = int(event.data.get("attempt", 1))
+        self.model_of[event.task_id] = str(event.data.get("model") or "")
         if self.attempts > 1:
             self.line(event.task_id, f"● attempt {event.data.get('attempt')} · {event.task_id}")
 
@@ -228,12 +236,14 @@ class HumanPrinter:
             self.line(event.task_id, "✗ cancelled")
 
     def usage(self, event: p.Event) -> None:
-        """Tokens of the turn."""
+        """Tokens of the turn, and their estimated cost when the model has a price."""
         usage = event.data.get("usage") or {}
+        model = self.model_of.get(event.task_id) or self.default_model
+        cost = estimate(model, TokenCounts.from_dict(usage), self.prices)
         self.line(
             event.task_id,
             f"  tokens: {usage.get('input_tokens', 0)} in ({usage.get('cached_input_tokens', 0)} cached)"
-            f" · {usage.get('output_tokens', 0)} out",
+            f" · {usage.get('output_tokens', 0)} out" + (f" · ~{format_usd(cost)}" if cost else ""),
         )
 
 

@@ -60,6 +60,10 @@ SANDBOX_INFO: Final = "sandbox.info"
 NETWORK_REQUEST: Final = "network.request"
 """data: host, port, method, allowed, rule, reason — one request the egress proxy judged (network
 limited); `rule` is the allowlist entry that admitted it, or for a refused one the entry that would"""
+SANDBOX_USAGE: Final = "sandbox.usage"
+"""data: cpu_percent, memory_bytes, memory_limit_bytes, disk_bytes (each a number or null when
+unknown; see ResourceUsage) — TRANSIENT: published to subscribers about every 2 s while a task runs,
+seq -1, never written to the rollout"""
 NOTE: Final = "note"
 """data: level: info|warning|error, message — something the user should see, not the model"""
 ERROR: Final = "error"
@@ -153,6 +157,40 @@ class Event:
             seq=int(raw["seq"]),
             data=raw.get("data") or {},
             ts=float(raw.get("ts", 0.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceUsage:
+    """What a task's sandbox uses right now; None where the backend cannot tell."""
+
+    cpu_percent: float | None = None
+    """Percent of one CPU over the last sampling interval (200 = two CPUs busy)."""
+    memory_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    disk_bytes: int | None = None
+    """Bytes the task's checkout takes on the host disk."""
+
+    def to_data(self) -> dict[str, Any]:
+        """The SANDBOX_USAGE event's data."""
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ResourceUsage:
+        """Read an event's data; a missing or malformed field is None."""
+
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                return None
+            return float(value)
+
+        def whole(key: str) -> int | None:
+            value = number(key)
+            return int(value) if value is not None else None
+
+        return cls(
+            number("cpu_percent"), whole("memory_bytes"), whole("memory_limit_bytes"), whole("disk_bytes")
         )
 
 

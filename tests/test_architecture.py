@@ -11,17 +11,29 @@ PACKAGE = Path(__file__).resolve().parent.parent / "codex_tui"
 
 # Each layer may import itself and the layers listed before it.
 LAYERS: list[set[str]] = [
-    {"protocol", "config", "config_mcp", "process", "boundary"},
+    {"protocol", "config", "config_mcp", "pricing", "process", "boundary"},
     {"models", "scripted", "tools", "sandbox", "workspace"},
     {"agent"},
     {"tasks", "demo"},
-    {"exec", "exec_printers", "tui", "cli", "cli_common", "cli_tasks", "cli_mcp", "__main__"},
+    {
+        "exec",
+        "exec_printers",
+        "tui",
+        "cli",
+        "cli_common",
+        "cli_tasks",
+        "cli_mcp",
+        "cli_serve",
+        "serve",
+        "__main__",
+    },
 ]
 CORE = {
     "boundary",
     "protocol",
     "config",
     "config_mcp",
+    "pricing",
     "process",
     "models",
     "scripted",

@@ -105,17 +105,34 @@ def test_demo_runs_to_the_end_and_the_diff_pane_shows_the_fix(pane: Pane) -> Non
     )
     assert text.count("Add reading_time()") == 2, "one demo task runs as two attempts"
     assert "1/2" in text and "2/2" in text
-    pane.wait(lambda t: f"Sandbox: {pane.backend}" in t, 30, f"the {pane.backend} sandbox note in the chat")
+    text = pane.wait(
+        lambda t: f"Sandbox: {pane.backend}" in t, 30, f"the {pane.backend} sandbox note in the chat"
+    )
+    assert all(f"─ {title} ─" in text for title in ("Chat", "To-do", "Log")), (
+        "200×50 shows the panes together"
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         text = pane.text()
         if "Approval needed" in text and "Approve once" in text:
             pane.keys("y")
+        elif "approval?" in text and "Approve once" not in text:
+            pane.keys("C-f")  # the approval waits in the attention inbox: jump to its task
         elif "0 running · 0 queued" in text and text.count("ready") >= 4:
             break
         time.sleep(0.25)
     else:
         raise AssertionError(f"the demo did not finish:\n{pane.text()}")
+    pane.keys("F11")
+    text = pane.wait(lambda t: "Mission control" in t, 20, "mission control")
+    for title in ("Fix the failing tests", "Add reading_time()", "Document slugify()"):
+        assert title in text, f"mission control misses {title}"
+    assert text.count("Add reading_time()") >= 2, "both attempts get a tile"
+    pane.keys("Escape")
+    pane.wait(lambda t: "Mission control" not in t, 20, "mission control to close")
+    for _ in range(3):  # back to the first task (the inbox jump selected the last one)
+        pane.keys("C-Up")
+    pane.wait(lambda t: "Follow up · Fix the failing tests" in t, 20, "the first task selected")
     assert pane.bells() >= 1, "no terminal bell for the approval or the finished tasks"
     pane.keys("F4")
     text = pane.wait(lambda t: "ordered = sorted(values)" in t, 20, "the diff of the fix")

@@ -479,7 +479,12 @@ async def test_patch_approval_shows_the_patch_verbatim(tmp_path: Path) -> None:
             1.2,
         ),
     ]
-    app = CodexApp(Config(home=tmp_path / "home"), RolloutReplay(events), repo=tmp_path, show_elapsed=False)
+    app = CodexApp(
+        Config(layout="tabs", home=tmp_path / "home"),
+        RolloutReplay(events),
+        repo=tmp_path,
+        show_elapsed=False,
+    )
     async with app.run_test(size=SIZE) as pilot:
         for _ in range(100):
             if isinstance(app.screen, ApprovalScreen):

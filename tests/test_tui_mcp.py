@@ -142,7 +142,7 @@ def mcp_approval_events() -> list[p.Event]:
 
 def make_app(tmp_path: Path, events: list[p.Event], rows: list[dict[str, Any]] | None = None) -> CodexApp:
     """The real app on synthetic events (and canned MCP status rows)."""
-    config = Config(home=tmp_path / "home", model="scripted:default")
+    config = Config(layout="tabs", home=tmp_path / "home", model="scripted:default")
     source = RolloutReplay(events) if rows is None else FakeMcpSource(events, rows)
     return CodexApp(config, source, repo=tmp_path, show_elapsed=False)
 

@@ -69,7 +69,7 @@ def network_events() -> list[p.Event]:
 
 def make_app(tmp_path: Path, events: list[p.Event]) -> CodexApp:
     """The real app on synthetic events."""
-    config = Config(home=tmp_path / "home", model="scripted:default")
+    config = Config(layout="tabs", home=tmp_path / "home", model="scripted:default")
     return CodexApp(config, RecordingReplay(events), repo=tmp_path, show_elapsed=False)
 
 

@@ -47,7 +47,7 @@ def stub_tool(bin_dir: Path, name: str, payload: Path | None) -> None:
 
 def make_app(tmp_path: Path) -> CodexApp:
     """The real app on an empty replay (the composer starts a new task)."""
-    config = Config(home=tmp_path / "home", model="scripted:default")
+    config = Config(layout="tabs", home=tmp_path / "home", model="scripted:default")
     return CodexApp(config, RecordingReplay([]), repo=tmp_path, show_elapsed=False)
 
 

@@ -145,7 +145,7 @@ async def review_app(
 ) -> AsyncIterator[tuple[CodexApp, Pilot[int], RecordingReplay]]:
     events, patches = review_session()
     source = RecordingReplay(events, patches)
-    config = Config(home=tmp_path / "home", theme="codex-dark", model="scripted")
+    config = Config(layout="tabs", home=tmp_path / "home", theme="codex-dark", model="scripted")
     app = CodexApp(config, source, repo=repo or tmp_path, show_elapsed=False)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await until(pilot, lambda: "task-7" in app.state.tasks and not app._inbox)
@@ -242,7 +242,12 @@ async def test_fixing_a_finding_of_an_uncommitted_review_starts_a_code_task(tmp_
         for e in events
     ]
     source = RecordingReplay(events, patches)
-    app = CodexApp(Config(home=tmp_path / "h", model="scripted"), source, repo=tmp_path, show_elapsed=False)
+    app = CodexApp(
+        Config(layout="tabs", home=tmp_path / "h", model="scripted"),
+        source,
+        repo=tmp_path,
+        show_elapsed=False,
+    )
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await until(pilot, lambda: "task-7" in app.state.tasks)
         await show_review(app, pilot)
@@ -265,7 +270,12 @@ async def test_failed_review_shows_the_error_and_raw_text(tmp_path: Path) -> Non
     }
     events.append(p.Event(p.ITEM_COMPLETED, "task-6", 99, {"item": failed}, 2e9))
     source = RecordingReplay(events, patches)
-    app = CodexApp(Config(home=tmp_path / "h", model="scripted"), source, repo=tmp_path, show_elapsed=False)
+    app = CodexApp(
+        Config(layout="tabs", home=tmp_path / "h", model="scripted"),
+        source,
+        repo=tmp_path,
+        show_elapsed=False,
+    )
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.state.tasks.get("task-6") and app.state.tasks["task-6"].last_seq == 99)
         await show_review(app, pilot, "task-6")

@@ -28,7 +28,7 @@ Snap = Callable[..., bool]
 def review_replay_app(tmp_path: Path) -> CodexApp:
     """The real app on the demo session with review and Ask tasks."""
     events, patches = review_session()
-    config = Config(home=tmp_path / "home", theme="codex-dark", model="scripted:fix-median")
+    config = Config(layout="tabs", home=tmp_path / "home", theme="codex-dark", model="scripted:fix-median")
     return CodexApp(config, RecordingReplay(events, patches), repo=tmp_path, show_elapsed=False)
 
 

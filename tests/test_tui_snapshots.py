@@ -40,7 +40,7 @@ def session() -> tuple[list[Event], dict[str, str]]:
 def replay_app(tmp_path: Path, events: list[Event] | None = None, theme: str = "codex-dark") -> CodexApp:
     """The real app on a replay of the session."""
     recorded, patches = session()
-    config = Config(home=tmp_path / "home", theme=theme, model="scripted:fix-median")
+    config = Config(layout="tabs", home=tmp_path / "home", theme=theme, model="scripted:fix-median")
     source = RolloutReplay(recorded if events is None else events, patches)
     return CodexApp(config, source, repo=tmp_path, show_elapsed=False)
 
@@ -97,6 +97,9 @@ def test_snapshot_approval_dialog(snap_compare: Snap, tmp_path: Path) -> None:
     cut = next(i for i, e in enumerate(events) if e.type == APPROVAL_REQUESTED)
 
     async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        if not isinstance(pilot.app.screen, ApprovalScreen):  # asked by a task not in view:
+            await pilot.press("ctrl+f")  # the jump to the next task that needs the user opens it
         await settle(pilot, lambda: isinstance(pilot.app.screen, ApprovalScreen))
 
     app = replay_app(tmp_path, events[: cut + 1])

@@ -104,9 +104,11 @@ async def running_app(
     size: tuple[int, int] = SIZE,
     **config: Any,
 ) -> AsyncIterator[Harness]:
-    """The app on a real TaskManager (local sandbox) talking to a scripted model server."""
+    """The app on a real TaskManager (local sandbox) talking to a scripted model server.
+
+    In the tabs layout unless `layout=` says otherwise (tests of the panes layout say so)."""
     async with ScriptedServer(scenarios) as server:
-        settings: dict[str, Any] = {"model": "scripted", "request_max_retries": 0}
+        settings: dict[str, Any] = {"model": "scripted", "request_max_retries": 0, "layout": "tabs"}
         settings.update(config)
         cfg = scripted_config(home, server.base_url, **settings)
         manager = TaskManager(cfg, repo=repo)

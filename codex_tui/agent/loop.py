@@ -377,10 +377,8 @@ class Agent:
         return answer
 
     def _add_usage(self, state: _TurnState, usage: Usage) -> None:
-        for total in (state.usage, self.total_usage):
-            total.input_tokens += usage.input_tokens
-            total.cached_input_tokens += usage.cached_input_tokens
-            total.output_tokens += usage.output_tokens
+        state.usage = state.usage + usage
+        self.total_usage = self.total_usage + usage
 
     def _record_usage(self, state: _TurnState, usage: Usage) -> None:
         self._add_usage(state, usage)

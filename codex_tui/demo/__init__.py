@@ -13,9 +13,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from codex_tui.config import Config, ModelProvider, load_config
+from codex_tui.pricing import DEFAULT_PRICES
 from codex_tui.protocol import OP_SUBMIT, Op
 from codex_tui.scripted import ScriptedServer, load_scenarios
 
@@ -77,6 +78,8 @@ DEMO_MODEL = "scripted"
 (e.g. a question about counting words gets the scripted Ask answer; anything else, the bug fix)."""
 REVIEW_MODEL = "scripted:demo-review"
 """The scripted reviewer of every demo review (`/review`, `codex-tui review` in the demo)."""
+PRICED_AS: Final = "gpt-5-codex"
+"""The demo's scripted models (`scripted`, `scripted:…`) are priced as this one: the demo shows a cost."""
 
 
 @dataclass(slots=True)
@@ -146,6 +149,7 @@ def demo_config(base: Config, base_url: str, home: Path) -> Config:
         model_providers={**base.model_providers, PROVIDER: provider},
         home=home,
         keymap=dict(base.keymap),
+        pricing={DEMO_MODEL: DEFAULT_PRICES[PRICED_AS], **base.pricing},
         source=f"{base.source} (demo)",
     )
 

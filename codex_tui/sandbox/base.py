@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from codex_tui.config import KubernetesSettings
+from codex_tui.protocol import ResourceUsage as ResourceUsage
 
 Stream = Literal["stdout", "stderr"]
 OutputCallback = Callable[[Stream, bytes], None]
@@ -41,6 +42,10 @@ class SandboxSpec:
     """Extra environment for commands; never secrets."""
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     """Where task pods run (the Kubernetes backend only)."""
+
+    docker_sync: Literal["auto", "mount", "copy"] = "auto"
+    """Docker: bind-mount the checkout, or copy it in and back as data (auto: copy unless the engine
+    is on this machine's unix socket)."""
 
     network_access: Literal["off", "limited", "on"] = "off"
     """The agent phase's internet ([environment] network_access); "limited" goes through the
@@ -114,4 +119,9 @@ class Sandbox(Protocol):
 
     def describe(self) -> str:
         """One line for the user: backend, image, and what is (not) isolated."""
+        ...
+
+    async def usage(self) -> ResourceUsage | None:
+        """CPU, memory and disk the sandbox uses now (None, or None fields, where unknown); never
+        blocks the event loop and never raises."""
         ...

@@ -354,8 +354,13 @@ def _check_watched(quota: DiskQuota) -> str:
     )
 
 
-def usage_bytes(root: Path) -> int:
-    """Bytes allocated under `root` on its filesystem: no link followed, hard links counted once."""
+def usage_bytes(root: Path, *, max_entries: int | None = None) -> int:
+    """Bytes allocated under `root` on its filesystem: no link followed, hard links counted once.
+
+    With `max_entries`, the walk stops after that many entries (the total so far: a lower bound).
+    """
+    limit = max_entries if max_entries is not None else float("inf")
+    seen_entries = 0
     try:
         device = root.lstat().st_dev
     except OSError:
@@ -370,6 +375,9 @@ def usage_bytes(root: Path) -> int:
         except OSError:
             continue
         for entry in entries:
+            seen_entries += 1
+            if seen_entries > limit:
+                return total
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError:

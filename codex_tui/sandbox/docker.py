@@ -32,10 +32,18 @@ from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from docker.types import LogConfig, Ulimit
 
-from codex_tui.boundary.identity import KEEPER_ID, sandbox_ids
-from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxError, SandboxSpec
+from codex_tui.boundary.identity import KEEPER_ID
+from codex_tui.sandbox.base import ExecResult, OutputCallback, ResourceUsage, SandboxError, SandboxSpec
+from codex_tui.sandbox.docker_hardening import (
+    CAPPED_LOG,
+    HOME,
+    HOME_SIZE_MB,
+    KEEPER_USER,
+    LIMITS,
+    TMP_SIZE_MB,
+    command_ids,
+)
 from codex_tui.sandbox.docker_kill import (
     group_in_container,
     kill_uid_in_container,
@@ -44,27 +52,22 @@ from codex_tui.sandbox.docker_kill import (
 )
 from codex_tui.sandbox.docker_reap import reap_orphans, remove_container, remove_quietly
 from codex_tui.sandbox.docker_stream import ChunkRelay, pump_in_thread, stream_exec
+from codex_tui.sandbox.docker_sync import WorkspaceCopy, copies_workspace, engine_is_local
 from codex_tui.sandbox.egress import Egress
 from codex_tui.sandbox.engine import (
     LABEL_TASK,
     ClientFactory,
+    engine_location,
     get_client,
     in_thread,
     owner_labels,
 )
+from codex_tui.sandbox.exec_scripts import COMMAND_WRAPPER, KILLED_BY_CLEANUP, KILLER, OOM_PROBE
 from codex_tui.sandbox.image import DEFAULT_IMAGE, IMAGE_PATH
 from codex_tui.sandbox.local import TIMEOUT_EXIT_CODE, sandbox_env
+from codex_tui.sandbox.meters import ContainerMeter
 
 WORKDIR = "/workspace"
-HOME = "/home/sandbox"
-TMP_SIZE_MB = 1024
-HOME_SIZE_MB = 256
-"""tmpfs pages are also charged to the container's memory limit, so these only cap each folder."""
-NOFILE_SOFT = 4096
-NOFILE_HARD = 16384
-"""Open files: a tool that needs more raises its soft limit up to the hard one itself."""
-LOG_MAX = "1m"
-"""Container logs (an escalated command's output goes there too) are capped so they cannot fill the host."""
 DEFAULT_TTL_S = 24 * 3600
 KILL_GRACE_S = 0.5
 KILL_ATTEMPTS = 10
@@ -72,37 +75,7 @@ STOPPING_WAIT_S = 1.0
 STREAM_DRAIN_S = 5.0
 """After killing a command, how long to wait for its output stream to close before giving up on it."""
 
-KEEPER_USER = f"{KEEPER_ID}:{KEEPER_ID}"
-LIMITS = [
-    Ulimit(name="nofile", soft=NOFILE_SOFT, hard=NOFILE_HARD),
-    Ulimit(name="core", soft=0, hard=0),  # no core files in the workspace
-]
-"""No `nproc`: it counts every process of the uid in the host's user namespace (the host user's own
-processes, other tasks), so it would fail innocent commands; the cgroup's pids limit bounds a
-container's processes instead."""
-CAPPED_LOG = LogConfig(type="json-file", config={"max-size": LOG_MAX, "max-file": "1"})
 _BASE_ENV = {"PATH": IMAGE_PATH, "HOME": HOME, "LANG": "C.UTF-8", "TERM": "dumb"}
-COMMAND_WRAPPER = (
-    'trap : TERM; kill -KILL -1 2>/dev/null; { echo $$ > "$1"; } 2>/dev/null; cd "$2" || exit 1; '
-    'shift 2; "$@"; rc=$?; kill -KILL -1 2>/dev/null; n=0; while [ $n -lt 400 ]; do left=; '
-    'for p in /proc/[0-9]*; do [ "$p" != /proc/$$ ] && [ -O "$p" ] && left=1 && break; done; '
-    '[ -z "$left" ] && break; n=$((n+1)); done; exit $rc'
-)
-"""Kills what an earlier command left, records its pid (docker makes each exec its own session and
-group leader: pgid = pid), enters the working directory (a plain shell error if it is missing) and
-runs the command as its child. When the command returns, or a TERM from the host ended it,
-`kill -KILL -1` ends every process of the uid it left (backgrounded or escaped with setsid), then
-the wrapper waits (bounded, with builtins only) until they are reaped so their pids are free for
-the next command, and exits with the command's status."""
-KILLER = (
-    'read p < "$0" 2>/dev/null && kill -TERM -$p 2>/dev/null && { i=0; '
-    'while kill -0 -$p 2>/dev/null && [ $i -lt "$1" ]; do sleep 0.05; i=$((i+1)); done; }; '
-    "kill -KILL -1 2>/dev/null; exit 0"
-)
-"""Run as the command's uid: TERM to the command's group, a short grace, then KILL to all of the uid."""
-KILLED_BY_CLEANUP = 137
-"""The killer's exit status when the wrapper's own cleanup ended it first (the command is gone then)."""
-OOM_PROBE = "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null"
 
 
 class DockerSandbox:
@@ -118,7 +91,7 @@ class DockerSandbox:
         *,
         ttl_s: int = DEFAULT_TTL_S,
         user: str | None = None,
-        kill_from_host: bool = True,
+        kill_from_host: bool | None = None,
         egress: Egress | None = None,
     ) -> None:
         self.spec = spec
@@ -129,9 +102,11 @@ class DockerSandbox:
         self.user = f"{self.uid}:{self.gid}"
         """uid:gid of commands; the container's main process runs as KEEPER_ID."""
         self.ttl_s = ttl_s
-        # Signal a command's process group from the host when the engine shares our pid space;
-        # False forces the exec-inside path used with remote engines.
-        self.kill_from_host = kill_from_host
+        # Signal command groups from the host only when the engine shares our pids (a unix socket).
+        self.kill_from_host = engine_is_local(engine_location()) if kill_from_host is None else kill_from_host
+        self.copy = WorkspaceCopy(spec, self.uid, self.gid) if copies_workspace(spec.docker_sync) else None
+        """The checkout copied in and back as data (remote engine) instead of bind-mounted."""
+        self.meter = ContainerMeter(spec.workspace)
         self.container_id: str | None = None
         self._client_factory = client_factory
         self._client: docker.DockerClient | None = None
@@ -166,6 +141,12 @@ class DockerSandbox:
                     await self.egress.stop()
                 raise SandboxError(f"the sandbox for task {self.spec.task_id} was stopped while starting")
             self.container_id = container_id
+            if self.copy is not None:
+                try:
+                    await self.copy.copy_in(client, container_id)
+                except BaseException:
+                    await asyncio.shield(self.stop())
+                    raise
 
     async def stop(self) -> None:
         """Remove the container (killing what runs in it); safe to call twice, never raises.
@@ -207,6 +188,8 @@ class DockerSandbox:
         if self.egress is not None and not self.spec.network:
             network = self.egress.describe()
         workspace = "workspace read-only" if self.spec.read_only else "workspace writable"
+        if self.copy is not None:
+            workspace = self.copy.describe()
         short = (self.container_id or "not started")[:12]
         return (
             f"docker: {self.image} (container {short}); {network}, {workspace} at {WORKDIR}, "
@@ -267,8 +250,13 @@ class DockerSandbox:
         binds = {str(spec.workspace): {"bind": WORKDIR, "mode": "ro" if read_only else "rw"}}
         for mount in spec.extra_ro_mounts:
             binds[str(mount)] = {"bind": str(mount), "mode": "ro"}
+        copied: dict[str, Any] = {}
+        if self.copy is not None:  # the volumes of the copy; a sibling shares the task container's
+            binds = {}
+            copied = {"volumes_from": [self.container_id]} if escalated else {"mounts": self.copy.mounts()}
         memory = f"{limits.memory_mb}m"
         host_config = client.api.create_host_config(
+            **copied,
             binds=binds,
             network_mode="bridge" if (spec.network or escalated) else self._quiet_network(),
             dns=self._proxy_dns(escalated),
@@ -344,10 +332,28 @@ class DockerSandbox:
         started = time.monotonic()
         if not argv:
             return ExecResult(exit_code=127, duration_s=0.0, note="empty command")
-        if escalated and (self.spec.read_only or not self.spec.network):
+        escalate = escalated and (self.spec.read_only or not self.spec.network)
+        if escalate and self.copy is None:
             return await self._exec_escalated(argv, cwd, timeout_s, on_output, env, started)
         async with self._exec_lock:
-            return await self._exec_one(argv, cwd, timeout_s, on_output, env, started)
+            if self.copy is None:
+                return await self._exec_one(argv, cwd, timeout_s, on_output, env, started)
+            await self._ensure_container()
+            run = self._exec_escalated if escalate else self._exec_one
+            back = escalate or not self.spec.read_only
+            return await self.copy.around(
+                lambda: run(argv, cwd, timeout_s, on_output, env, started), pull=back
+            )
+
+    async def usage(self) -> ResourceUsage | None:
+        """CPU and memory of the container (docker stats, in a thread) and the checkout's disk use."""
+        return await self.meter.sample(self._client, self.container_id)
+
+    async def _ensure_container(self) -> None:
+        if self.container_id is None:
+            if self._stopped:
+                raise SandboxError(f"the sandbox for task {self.spec.task_id} was stopped")
+            await self.start()
 
     async def _exec_one(
         self,
@@ -358,10 +364,7 @@ class DockerSandbox:
         env: dict[str, str] | None,
         started: float,
     ) -> ExecResult:
-        if self.container_id is None:
-            if self._stopped:
-                raise SandboxError(f"the sandbox for task {self.spec.task_id} was stopped")
-            await self.start()
+        await self._ensure_container()
         assert self._client is not None and self.container_id is not None
         pidfile = f"/tmp/.codex-exec-{uuid.uuid4().hex[:12]}.pid"
         wrapped = ["sh", "-c", COMMAND_WRAPPER, "sh", pidfile, _container_path(cwd), *argv]
@@ -581,20 +584,6 @@ class DockerSandbox:
                 f"could not start the escalated command's container: {_explain(exc)}"
             ) from None
         return str(created["Id"])
-
-
-def command_ids(user: str | None) -> tuple[int, int]:
-    """(uid, gid) for commands: `sandbox_ids()` by default; never root, never the keeper's uid."""
-    if user is None:
-        return sandbox_ids()
-    uid_text, _, gid_text = user.partition(":")
-    gid_text = gid_text or uid_text
-    if not (uid_text.isdigit() and gid_text.isdigit()):
-        raise SandboxError(f"the sandbox user must be a numeric uid[:gid], not {user!r}")
-    uid, gid = int(uid_text), int(gid_text)
-    if 0 in (uid, gid) or KEEPER_ID in (uid, gid):
-        raise SandboxError(f"the sandbox user may be neither root nor {KEEPER_ID}, not {user!r}")
-    return uid, gid
 
 
 def _container_path(cwd: str | None) -> str:

@@ -64,11 +64,11 @@ def _sweep(client: docker.DockerClient) -> list[str]:
         if labels.get(LABEL_OWNER_HOST, host) != host or owner_alive(labels):
             continue
         with contextlib.suppress(NotFound, APIError):
-            client.api.remove_container(item["Id"], force=True)
+            client.api.remove_container(item["Id"], force=True, v=True)
             removed.append(str(item["Id"]))
     return removed
 
 
 def remove_quietly(client: docker.DockerClient, container_id: str) -> None:
     with contextlib.suppress(NotFound, APIError):
-        client.api.remove_container(container_id, force=True)
+        client.api.remove_container(container_id, force=True, v=True)

@@ -20,10 +20,11 @@ from typing import Any
 
 import docker
 from docker.errors import DockerException, ImageNotFound
-from docker.types import LogConfig
+from docker.types import LogConfig, Mount
 
 from codex_tui.sandbox.base import OutputCallback, SandboxError, SandboxLimits
 from codex_tui.sandbox.build_output import BuildOutput
+from codex_tui.sandbox.docker_sync import copies_workspace, put_tree
 from codex_tui.sandbox.engine import (
     LABEL_TASK,
     ClientFactory,
@@ -275,12 +276,16 @@ def _setup_host_config(api: docker.APIClient, setup: _Setup) -> dict[str, Any]:
 
     Unlike a task container the setup runs as root with the network on and a writable root
     filesystem: it installs packages, and what it writes becomes the cached image. It runs
-    the repository's own script before any task, with the repository mounted read-only.
+    the repository's own script before any task, with the repository mounted read-only; a remote
+    engine (docker_sync.py) gets a copy in a volume instead (volumes are not committed either).
     """
     memory = f"{setup.limits.memory_mb}m"
+    repo: dict[str, Any] = {"binds": {str(setup.repo.resolve()): {"bind": "/workspace", "mode": "ro"}}}
+    if copies_workspace("auto"):
+        repo = {"mounts": [Mount("/workspace", None, type="volume")]}
     return dict(
         api.create_host_config(
-            binds={str(setup.repo.resolve()): {"bind": "/workspace", "mode": "ro"}},
+            **repo,
             init=True,
             network_mode="bridge",
             mem_limit=memory,
@@ -327,6 +332,8 @@ async def _run_setup(
     container_id = str(created["Id"])
     old_id = await in_thread(_image_id, client, setup.tag) if maintenance else ""
     try:
+        if copies_workspace("auto"):
+            await in_thread(put_tree, api, container_id, setup.repo.resolve(), "/workspace", owner=(0, 0))
         await in_thread(api.start, container_id)
         command = ["sh", "-c", _SETUP_SHELL, "setup", setup.script]
         exec_id = (
@@ -354,7 +361,7 @@ async def _run_setup(
         raise SandboxError(f"the {what} could not run: {message}\n{emit.tail_text()}") from None
     finally:
         with contextlib.suppress(DockerException, SandboxError):  # the engine may be gone: swept later
-            await in_thread(api.remove_container, container_id, force=True)
+            await in_thread(api.remove_container, container_id, force=True, v=True)
     if old_id:
         with contextlib.suppress(DockerException, SandboxError):  # still used by a running task: kept
             await in_thread(api.remove_image, old_id)

@@ -75,6 +75,7 @@ def spec_from_config(
         extra_ro_mounts=list(extra_ro_mounts or []),
         env=dict(env or {}),
         kubernetes=cfg.sandbox_kubernetes,
+        docker_sync=cfg.sandbox_docker_sync,  # type: ignore[arg-type]
     )
 
 

@@ -39,23 +39,24 @@ from typing import IO, Final, TypeVar
 from codex_tui.boundary.identity import sandbox_ids
 from codex_tui.config import KubernetesSettings
 from codex_tui.sandbox import k8s_pod
-from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxError, SandboxSpec
-from codex_tui.sandbox.docker import COMMAND_WRAPPER, KILLED_BY_CLEANUP, KILLER, OOM_PROBE
+from codex_tui.sandbox.base import ExecResult, OutputCallback, ResourceUsage, SandboxError, SandboxSpec
 from codex_tui.sandbox.docker_stream import ChunkRelay
+from codex_tui.sandbox.exec_scripts import COMMAND_WRAPPER, KILLED_BY_CLEANUP, KILLER, OOM_PROBE
 from codex_tui.sandbox.image import DEFAULT_IMAGE
 from codex_tui.sandbox.k8s_exec import STDOUT, Captured, ExecStatus, PodExec, capture
 from codex_tui.sandbox.local import TIMEOUT_EXIT_CODE, sandbox_env
+from codex_tui.sandbox.meters import DiskMeter
 from codex_tui.sandbox.sync import (
     POD_MANIFEST,
-    Changes,
     Manifest,
     PullLimits,
     SyncError,
+    SyncState,
     all_paths,
-    apply_pull,
     diff_manifests,
     nul_list,
     parse_pod_manifest,
+    pull_changes,
     scan_host,
     write_tar,
 )
@@ -65,7 +66,6 @@ WORKDIR: Final = k8s_pod.WORKDIR
 KILL_GRACE_S: Final = 0.5
 STREAM_DRAIN_S: Final = 5.0
 MANIFEST_MAX: Final = 64 << 20
-TAR_OVERHEAD: Final = 64 << 20
 SPOOL_MEMORY: Final = 8 << 20
 _PUSH = (
     'cd "$1" || exit 1; if [ "$2" = rm ]; then head -c "$3" | xargs -0 -r rm -rf --; '
@@ -110,14 +110,13 @@ class KubernetesSandbox:
         self.pull_script = _PULL
         """The pod-side command of a copy back (a test replaces it to play a compromised pod)."""
         self._stopped = False
-        self._pod_state: Manifest = {}
-        self._host_state: Manifest = {}
-        self._noted: set[str] = set()
+        self._sync = SyncState()
         self._oom_kills = 0
         self._start_lock = asyncio.Lock()
         self._exec_lock = asyncio.Lock()
         limit = spec.limits.disk_mb << 20 if spec.limits.disk_mb else PullLimits().max_bytes
         self.pull_limits = PullLimits(max_bytes=limit)
+        self._disk = DiskMeter(spec.workspace)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -167,6 +166,10 @@ class KubernetesSandbox:
             return False
         return await in_pool(k8s_pod.pod_state, self.settings, self.pod) == "running"
 
+    async def usage(self) -> ResourceUsage | None:
+        """The checkout's disk use on the host (pod CPU and memory need a metrics server: unknown)."""
+        return ResourceUsage(disk_bytes=await self._disk.bytes())
+
     def describe(self) -> str:
         """One line: image, pod, network, workspace access, limits."""
         limits = self.spec.limits
@@ -189,8 +192,8 @@ class KubernetesSandbox:
         for borrowed in self.spec.extra_ro_mounts:
             objects = await in_pool(scan_host, borrowed)
             await self._send_tar(borrowed, str(borrowed), all_paths(objects), manifest=False)
-        self._pod_state = await self._send_tar(self.spec.workspace, WORKDIR, all_paths(host), manifest=True)
-        self._host_state = host
+        self._sync.box = await self._send_tar(self.spec.workspace, WORKDIR, all_paths(host), manifest=True)
+        self._sync.host = host
 
     async def _send_tar(self, root: Path, dest: str, paths: list[str], *, manifest: bool) -> Manifest:
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 - closed below
@@ -206,7 +209,7 @@ class KubernetesSandbox:
     async def _push(self) -> None:
         """Send what the host changed since the last sync (apply_patch, undo) to the pod."""
         host = await in_pool(scan_host, self.spec.workspace)
-        changes = diff_manifests(self._host_state, host)
+        changes = diff_manifests(self._sync.host, host)
         if not changes:
             return
         if changes.delete:
@@ -223,61 +226,25 @@ class KubernetesSandbox:
             ]
             out = await self._capture(argv, stdin=listed, max_stdout=MANIFEST_MAX)
             if not changes.copy:
-                self._pod_state = self._manifest_from(out, "delete files in the sandbox")
+                self._sync.box = self._manifest_from(out, "delete files in the sandbox")
         if changes.copy:
-            self._pod_state = await self._send_tar(self.spec.workspace, WORKDIR, changes.copy, manifest=True)
-        self._host_state = host
+            self._sync.box = await self._send_tar(self.spec.workspace, WORKDIR, changes.copy, manifest=True)
+        self._sync.host = host
 
     async def _pull(self) -> str:
         """Copy what the last command changed back to the host checkout; a note of what was refused."""
-        listing = await self._capture(["sh", "-c", _LIST], max_stdout=MANIFEST_MAX)
-        try:
-            new, specials = parse_pod_manifest(self._ok(listing, "list the workspace").read())
-        except SyncError as exc:
-            return f"the workspace was not copied back: {exc}"
-        fresh = [n for n in specials if n not in self._noted]
-        self._noted.update(fresh)
-        changes = diff_manifests(self._pod_state, new)
-        refused = [f"{n} (special files are never copied)" for n in fresh]
-        refused += self._drop_oversized(changes, new)
-        files = [p for p in changes.copy if new[p].kind != "d"]
-        stream: IO[bytes] | None = None
-        if files:
+
+        async def list_pod() -> bytes:
+            listing = await self._capture(["sh", "-c", _LIST], max_stdout=MANIFEST_MAX)
+            return self._ok(listing, "list the workspace").read()
+
+        async def fetch(files: list[str], cap: int) -> tuple[IO[bytes], bool]:
             listed = nul_list(files)
-            cap = self.pull_limits.max_bytes + TAR_OVERHEAD + 1536 * len(files)
             argv = ["sh", "-c", self.pull_script, "sh", str(len(listed))]
             out = await self._capture(argv, stdin=listed, max_stdout=cap)
-            if out.overflow:
-                refused.append("the copy back stream went past the size limit; it was cut")
-            stream = out.stdout
-        try:
-            report = await in_pool(apply_pull, self.spec.workspace, changes, new, stream, self.pull_limits)
-        except SyncError as exc:
-            raise SandboxError(f"copying the workspace back failed: {exc}") from None
-        finally:
-            if stream is not None:
-                stream.close()
-        self._pod_state = new
-        self._host_state = await in_pool(scan_host, self.spec.workspace)
-        report.refused[:0] = refused
-        return report.note()
+            return out.stdout, out.overflow
 
-    def _drop_oversized(self, changes: Changes, new: Manifest) -> list[str]:
-        """Leave out files whose data would take the copy back past its size limit (by the manifest)."""
-        total = 0
-        kept: list[str] = []
-        refused: list[str] = []
-        for path in changes.copy:
-            total += new[path].size if new[path].kind == "f" else 0
-            if total > self.pull_limits.max_bytes:
-                refused.append(
-                    f"{path}: past the workspace size limit ({self.pull_limits.max_bytes >> 20} MB)"
-                )
-                total -= new[path].size
-                continue
-            kept.append(path)
-        changes.copy = kept
-        return refused
+        return await pull_changes(self._sync, self.spec.workspace, self.pull_limits, list_pod, fetch, in_pool)
 
     def _manifest_from(self, out: Captured, what: str) -> Manifest:
         try:

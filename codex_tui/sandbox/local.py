@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from codex_tui.boundary.identity import needs_chown, sandbox_ids
-from codex_tui.sandbox.base import ExecResult, OutputCallback, SandboxError, SandboxSpec, Stream
+from codex_tui.sandbox.base import (
+    ExecResult,
+    OutputCallback,
+    ResourceUsage,
+    SandboxError,
+    SandboxSpec,
+    Stream,
+)
+from codex_tui.sandbox.meters import ProcessMeter
 
 TIMEOUT_EXIT_CODE = 124
 KILL_GRACE_S = 0.5
@@ -177,6 +185,7 @@ class LocalSandbox:
         self._bwrap: str | None = None
         self._groups: set[int] = set()
         self._started = False
+        self._meter = ProcessMeter(spec.workspace)
 
     async def start(self) -> None:
         """Check the checkout exists and whether bubblewrap can be used."""
@@ -260,6 +269,10 @@ class LocalSandbox:
     async def alive(self) -> bool:
         """Always True: this machine is the sandbox, there is nothing that can disappear."""
         return True
+
+    async def usage(self) -> ResourceUsage | None:
+        """CPU and memory of the running commands' process trees (psutil) and the checkout's disk use."""
+        return await self._meter.sample(list(self._groups))
 
     async def stop(self) -> None:
         """Kill process groups left running by this sandbox's commands (e.g. `server &`); idempotent."""

@@ -25,12 +25,13 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Final, Literal
+from typing import IO, Any, Final, Literal
 
 from codex_tui.boundary.safe_fs import MAX_DEPTH, CheckoutRoot, UnsafePath
+from codex_tui.sandbox.base import SandboxError
 
 Kind = Literal["f", "l", "d"]
 MAX_ENTRIES: Final = 500_000
@@ -38,6 +39,8 @@ MAX_ENTRIES: Final = 500_000
 DEFAULT_LIMIT_BYTES: Final = 10 << 30
 """The copy-back bound when no disk limit is configured."""
 CHUNK: Final = 1 << 20
+TAR_OVERHEAD: Final = 64 << 20
+"""Headers and padding a copy back's tar may add to the file data it carries."""
 POD_MANIFEST: Final = "find . -mindepth 1 -printf '%y %s %m %T@/%C@/%i %P\\0'"
 """Run in the workspace: one NUL-terminated record per path (kind, size, mode, change signature, path)."""
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -269,23 +272,27 @@ def diff_manifests(old: Manifest, new: Manifest) -> Changes:
 # --- host -> sandbox ---------------------------------------------------------------------------
 
 
-def write_tar(root: Path, paths: Iterable[str], out: IO[bytes], *, prefix: str = "") -> int:
+def write_tar(
+    root: Path, paths: Iterable[str], out: IO[bytes], *, prefix: str = "", owner: tuple[int, int] = (0, 0)
+) -> int:
     """Write a tar of `paths` (relative to `root`, read without following links) to `out`; its size.
 
-    Used for the host's own checkout and object folders; a path that vanished is left out.
+    Used for the host's own checkout and object folders; a path that vanished is left out. Members
+    belong to `owner` (uid, gid): what an extraction as root (Docker's put_archive) gives them.
     """
     start = out.tell()
     with DataRoot(root) as data, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in paths:
             with contextlib.suppress(FileNotFoundError, UnsafePath, NotADirectoryError):
-                _add_member(data, tar, path, prefix)
+                _add_member(data, tar, path, prefix, owner)
     return out.tell() - start
 
 
-def _add_member(data: DataRoot, tar: tarfile.TarFile, path: str, prefix: str) -> None:
+def _add_member(data: DataRoot, tar: tarfile.TarFile, path: str, prefix: str, owner: tuple[int, int]) -> None:
     with data.parent_of(path) as (fd, name):
         st = os.stat(name, dir_fd=fd, follow_symlinks=False)
         info = tarfile.TarInfo(prefix + path)
+        info.uid, info.gid = owner
         info.mode = stat.S_IMODE(st.st_mode)
         info.mtime = int(st.st_mtime)
         if stat.S_ISDIR(st.st_mode):
@@ -361,6 +368,75 @@ def apply_pull(
         if stream is not None and wanted:
             _apply_members(data, stream, wanted, limits, report)
     return report
+
+
+def drop_oversized(changes: Changes, manifest: Manifest, max_bytes: int) -> list[str]:
+    """Leave out of `changes.copy` the files whose data would take a copy back past `max_bytes`
+    (by the sandbox's manifest); one refusal line per file left out."""
+    total = 0
+    kept: list[str] = []
+    refused: list[str] = []
+    for path in changes.copy:
+        size = manifest[path].size if manifest[path].kind == "f" else 0
+        if total + size > max_bytes:
+            refused.append(f"{_shown(path)}: past the workspace size limit ({max_bytes >> 20} MB)")
+            continue
+        total += size
+        kept.append(path)
+    changes.copy = kept
+    return refused
+
+
+@dataclass(slots=True)
+class SyncState:
+    """Both sides at the last synchronisation, and the special files already reported."""
+
+    box: Manifest = field(default_factory=dict)
+    """The sandbox's workspace manifest."""
+    host: Manifest = field(default_factory=dict)
+    """The host checkout's manifest."""
+    noted: set[str] = field(default_factory=set)
+
+
+Runner = Callable[..., Awaitable[Any]]
+"""Runs a blocking call off the event loop (the backend's thread pool)."""
+ListBox = Callable[[], Awaitable[bytes]]
+"""Returns the sandbox's manifest (the output of `POD_MANIFEST` in its workspace)."""
+FetchTar = Callable[[list[str], int], Awaitable[tuple[IO[bytes], bool]]]
+"""fetch(paths, max_bytes) -> (a tar of those paths from the sandbox, True when it was cut at max_bytes)."""
+
+
+async def pull_changes(
+    state: SyncState, root: Path, limits: PullLimits, list_box: ListBox, fetch: FetchTar, run: Runner
+) -> str:
+    """Copy what changed in the sandbox since the last sync back to the host checkout `root`
+    (through `apply_pull`: the boundary); returns a note of what was refused ("" when nothing)."""
+    try:
+        new, specials = parse_pod_manifest(await list_box())
+    except SyncError as exc:
+        return f"the workspace was not copied back: {exc}"
+    fresh = [n for n in specials if n not in state.noted]
+    state.noted.update(fresh)
+    changes = diff_manifests(state.box, new)
+    refused = [f"{n} (special files are never copied)" for n in fresh]
+    refused += drop_oversized(changes, new, limits.max_bytes)
+    files = [p for p in changes.copy if new[p].kind != "d"]
+    stream: IO[bytes] | None = None
+    if files:
+        stream, overflow = await fetch(files, limits.max_bytes + TAR_OVERHEAD + 1536 * len(files))
+        if overflow:
+            refused.append("the copy back stream went past the size limit; it was cut")
+    try:
+        report = await run(apply_pull, root, changes, new, stream, limits)
+    except SyncError as exc:
+        raise SandboxError(f"copying the workspace back failed: {exc}") from None
+    finally:
+        if stream is not None:
+            stream.close()
+    state.box = new
+    state.host = await run(scan_host, root)
+    report.refused[:0] = refused
+    return str(report.note())
 
 
 def _apply_members(

@@ -21,7 +21,7 @@ from codex_tui.agent.review import (
     repair_request,
     review_item,
 )
-from codex_tui.models.base import OutputSchema, Usage
+from codex_tui.models.base import OutputSchema
 from codex_tui.tools.base import Tool
 from codex_tui.tools.registry import default_tools
 
@@ -93,7 +93,7 @@ class ReviewSettler:
             f"the review is not valid review JSON ({first_error}); asking the reviewer to fix it", "warning"
         )
         repaired = await self.run_turn(repair_request(first_error))
-        repaired.usage = _sum_usage(result.usage, repaired.usage)
+        repaired.usage = result.usage + repaired.usage
         if repaired.status != "completed":
             item = review_item(item_id, self.target, None, error=first_error, raw_text=result.final_message)
             return repaired, item
@@ -108,11 +108,3 @@ class ReviewSettler:
 
     def _parse(self, text: str) -> ReviewOutput:
         return parse_review(text, workdir=self.workdir, checkout=self.checkout)
-
-
-def _sum_usage(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        input_tokens=a.input_tokens + b.input_tokens,
-        cached_input_tokens=a.cached_input_tokens + b.cached_input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-    )

@@ -26,6 +26,7 @@ from codex_tui.process import process_alive
 from codex_tui.protocol import (
     APPROVAL_REQUESTED,
     ERROR,
+    SANDBOX_USAGE,
     TASK_STATUS,
     TERMINAL_STATUSES,
     Event,
@@ -40,6 +41,7 @@ from codex_tui.tasks.operations import TaskOperations
 from codex_tui.tasks.store import RolloutStore, TaskRecord
 from codex_tui.tasks.task import APP_STOPPED, Task
 from codex_tui.tasks.task_context import TaskContext, describe_error
+from codex_tui.tasks.usage_sampler import Metered, UsageSampler
 from codex_tui.workspace.git import Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,8 @@ class TaskManager:
         self._storage_failures: dict[str, str] = {}
         """Tasks whose rollout, history or the index could not be written: why they must stop."""
         self._operations = TaskOperations(self)
+        self.usage_sampler = UsageSampler(self._metered_sandboxes, self._publish_usage)
+        """Samples running tasks' sandboxes (CPU, memory, disk) into transient sandbox.usage events."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -141,6 +145,7 @@ class TaskManager:
             await self._sweep_containers()
         await self._sweep_disks([Path(r.workspace) for r in records if r.workspace])
         self._started = True
+        self.usage_sampler.start()
         await self.store.flush()
 
     async def close(self) -> None:
@@ -148,6 +153,7 @@ class TaskManager:
         if self._closing:
             return
         self._closing = True
+        await self.usage_sampler.stop()
         while self._queue:
             job = self._queue.popleft()
             job.task.set_status("failed", APP_STOPPED)
@@ -247,6 +253,22 @@ class TaskManager:
             task.record.updated = event.ts  # reaches the index with the next status or diff change
         for sub in list(self._subscribers):
             self._deliver(sub, event)
+
+    def _publish_usage(self, task_id: str, data: dict[str, Any]) -> None:
+        """A transient sandbox.usage event (seq -1): live subscribers only, never the rollout."""
+        event = Event(SANDBOX_USAGE, task_id, -1, data)
+        for sub in list(self._subscribers):
+            if not sub.replaying:
+                self._deliver(sub, event)
+
+    def _metered_sandboxes(self) -> dict[str, Metered]:
+        """The started sandboxes of the tasks running a turn now."""
+        found: dict[str, Metered] = {}
+        for task_id in self._running:
+            task = self._tasks.get(task_id)
+            if task is not None and task.sandbox is not None and task.sandbox_started:
+                found[task_id] = task.sandbox
+        return found
 
     def _deliver(self, sub: _Subscriber, event: Event) -> None:
         if sub.replaying:

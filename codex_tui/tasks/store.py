@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import aiofiles
 
-from codex_tui.protocol import ITEM_COMPLETED, OUTPUT_DELTA, Event
+from codex_tui.protocol import ITEM_COMPLETED, OUTPUT_DELTA, Event, usage_dict
 
 INDEX_VERSION = 1
 OUTPUT_HEAD_BYTES: Final = 64 * 1024
@@ -73,6 +73,11 @@ class TaskRecord:
     added: int = 0
     removed: int = 0
     tokens: int = 0
+    """Input plus output tokens of every model call (kept for records written before the split below)."""
+    input_tokens: int = 0
+    """Prompt tokens of every model call, cached ones included."""
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
     turns: int = 0
     archived: bool = False
     workspace: str = ""
@@ -114,6 +119,7 @@ class TaskRecord:
             "added": self.added,
             "removed": self.removed,
             "tokens": self.tokens,
+            "usage": usage_dict(self.input_tokens, self.cached_input_tokens, self.output_tokens),
             "turns": self.turns,
             "mode": self.mode,
             "model": self.model,

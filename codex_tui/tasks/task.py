@@ -203,7 +203,11 @@ class Task:
         self._sandbox_failed(SandboxError(message))
 
     async def _after_turn_io(self) -> None:
-        """Settle the diff and the saved history after a turn, whatever its outcome."""
+        """Settle the token totals, the diff and the saved history after a turn, whatever its outcome."""
+        if self.agent is not None:
+            usage = self.agent.total_usage
+            self.record.input_tokens, self.record.output_tokens = usage.input_tokens, usage.output_tokens
+            self.record.cached_input_tokens = usage.cached_input_tokens
         try:
             await self.diff.refresh()
         except Exception as exc:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from codex_tui.agent.loop import Agent, AgentSettings
 from codex_tui.config import ConfigError
+from codex_tui.models.base import Usage
 from codex_tui.tasks.artifacts import ArtifactStore, artifacts_folder
 from codex_tui.tasks.kinds import output_schema_for, tools_for
 from codex_tui.tasks.task_context import TaskFailure
@@ -52,7 +53,7 @@ async def build_agent(task: Task) -> Agent:
         client = task.ctx.make_client(task.record.provider)
     except ConfigError as exc:
         raise TaskFailure(str(exc)) from None
-    return Agent(
+    agent = Agent(
         task_id=task.id,
         client=client,
         sandbox=task.sandbox,
@@ -66,3 +67,6 @@ async def build_agent(task: Task) -> Agent:
         tools=tools,
         extra_tools=mcp.tools if mcp is not None else None,
     )
+    record = task.record  # the totals go on across rebuilds and restarts (context.updated shows them)
+    agent.total_usage = Usage(record.input_tokens, record.cached_input_tokens, record.output_tokens)
+    return agent

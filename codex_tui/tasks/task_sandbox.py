@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from codex_tui.protocol import ITEM_COMMAND, ITEM_COMPLETED, ITEM_STARTED, OUTPUT_DELTA
-from codex_tui.sandbox.base import ExecResult, OutputCallback, Sandbox, SandboxError, Stream
+from codex_tui.sandbox.base import ExecResult, OutputCallback, ResourceUsage, Sandbox, SandboxError, Stream
 
 _setup_ids = itertools.count(1)
 
@@ -64,6 +64,12 @@ class WatchedSandbox:
     def describe(self) -> str:
         """The real sandbox's description."""
         return self.inner.describe()
+
+    async def usage(self) -> ResourceUsage | None:
+        """The real sandbox's meters; None while it starts or after it failed."""
+        if self.failed is not None or (self.starting is not None and not self.starting.done()):
+            return None
+        return await self.inner.usage()
 
 
 class SetupLog:

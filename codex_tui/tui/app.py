@@ -11,14 +11,13 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
@@ -26,7 +25,7 @@ from textual.driver import Driver
 from textual.notifications import SeverityLevel
 from textual.theme import Theme
 from textual.widget import Widget
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent
 
 from codex_tui import protocol as p
 from codex_tui.boundary.terminal import strip_controls
@@ -36,19 +35,26 @@ from codex_tui.tui.bindings import APP_BINDINGS, unknown_keymap_ids
 from codex_tui.tui.citations import parse_href
 from codex_tui.tui.commands import CodexCommands, PaletteEntry, SlashCommand, SlashError, parse_slash
 from codex_tui.tui.compare_ui import CompareController
+from codex_tui.tui.copy_text import copy_selection_or_focused
+from codex_tui.tui.cost import cost_label, cost_total
 from codex_tui.tui.driver import safe_driver_class
 from codex_tui.tui.gc_policy import tune_gc_for_streaming
-from codex_tui.tui.log_feed import feed_log
+from codex_tui.tui.mission_ui import MissionController
 from codex_tui.tui.network import NextNetwork
-from codex_tui.tui.palette import PANES, palette_actions
+from codex_tui.tui.notify import Notifier
+from codex_tui.tui.palette import palette_actions
+from codex_tui.tui.pane_ui import PanesController
+from codex_tui.tui.panes import Pane
 from codex_tui.tui.review_ui import ReviewAskController
-from codex_tui.tui.screens.approval import ApprovalScreen
 from codex_tui.tui.screens.compare import CompareScreen
 from codex_tui.tui.screens.help import HelpScreen, help_markdown
 from codex_tui.tui.screens.mcp import McpScreen
+from codex_tui.tui.slash_ui import SlashController
 from codex_tui.tui.source import TaskSource
-from codex_tui.tui.state import STATUS_ICONS, Approval, AppState, TaskModel, format_duration, format_tokens
+from codex_tui.tui.state import STATUS_ICONS, AppState, TaskModel, format_duration, format_tokens
+from codex_tui.tui.task_actions import TaskActions
 from codex_tui.tui.themes import initial_theme, load_themes, packaged_themes_dir, remember
+from codex_tui.tui.usage_meter import usage_text
 from codex_tui.tui.widgets.artifact_list import ArtifactList
 from codex_tui.tui.widgets.chat_view import ChatView, PreviewRequested
 from codex_tui.tui.widgets.composer import Composer
@@ -60,7 +66,6 @@ from codex_tui.tui.widgets.status_bar import StatusBar, StatusInfo
 from codex_tui.tui.widgets.task_list import TaskList, TaskRow
 
 FLUSH_HZ = 30
-DIFF_DEBOUNCE_S = 0.25
 REPORTED_OPS = {p.OP_APPLY: "Apply", p.OP_UNDO: "Undo", p.OP_COMPACT: "Compact", p.OP_CANCEL: "Cancel"}
 """Operations whose success message is worth a toast."""
 Clock = Callable[[], float]
@@ -92,6 +97,7 @@ class CodexApp(App[int]):
     ) -> None:
         super().__init__()
         self.config = config
+        self.notifier = Notifier.from_config(config)
         self.source = source
         self.repo = repo
         self.state = AppState()
@@ -109,21 +115,17 @@ class CodexApp(App[int]):
         self._inbox: list[p.Event] = []
         self._live_since = 0.0
         self._unsubscribe: Callable[[], None] | None = None
-        self._pane_rev: tuple[str, int] | None = None
-        self._log_cursor = 0
-        self._log_task: str | None = None
-        self._diff_key: tuple[str, int] | None = None
-        self._diff_timer: asyncio.TimerHandle | None = None
-        self._approval_open: Approval | None = None
-        self._answered: set[tuple[str, str]] = set()
         self._flushing = False
-        self._render_lock = asyncio.Lock()
         self.stopped_by: signal.Signals | None = None
         """The SIGTERM or SIGHUP that closed the app, if one did."""
         self._restore_signals: Callable[[], None] = lambda: None
         self.review_ui = ReviewAskController(self)
         self.compare_ui = CompareController(self)
         self.artifacts_ui = ArtifactsController(self)
+        self.panes_ui = PanesController(self)
+        self.mission_ui = MissionController(self)
+        self.slash_ui = SlashController(self)
+        self.task_actions = TaskActions(self)
         self._load_themes()
         self.set_keymap(dict(config.keymap))
 
@@ -141,17 +143,17 @@ class CodexApp(App[int]):
         with Horizontal(id="main"):
             yield TaskList(id="tasks")
             with Vertical(id="detail"), TabbedContent(id="panes", initial="chat"):
-                with TabPane("Chat", id="chat"):
+                with Pane("Chat", id="chat"):
                     yield ChatView(id="chat-view")
-                with TabPane("To-do", id="todo"):
+                with Pane("To-do", id="todo"):
                     yield PlanView(id="plan-view")
-                with TabPane("Diff", id="diff"):
+                with Pane("Diff", id="diff"):
                     yield DiffView(id="diff-view")
-                with TabPane("Log", id="log"):
+                with Pane("Log", id="log"):
                     yield SandboxLog(id="log-view")
-                with TabPane("Review", id="review"):
+                with Pane("Review", id="review"):
                     yield ReviewPane(id="review-view")
-                with TabPane("Artifacts", id="artifacts"):
+                with Pane("Artifacts", id="artifacts"):
                     yield ArtifactList(id="artifacts-view")
         yield Composer(self.repo, id="composer", paste_dir=self.config.data_dir / "pasted")
         yield StatusBar(id="status")
@@ -170,8 +172,9 @@ class CodexApp(App[int]):
         composer.area.focus()
         self.review_ui.sync_review_tab(None)
         self.artifacts_ui.sync_tab(None)
+        self.panes_ui.layout.apply(self.size)
         self.refresh_target()
-        self._update_status()
+        self.update_status()
         self.set_interval(1 / FLUSH_HZ, self._flush_inbox, name="flush")
         if self.show_elapsed:
             self.set_interval(1.0, self._tick, name="elapsed")
@@ -275,8 +278,13 @@ class CodexApp(App[int]):
         if task.status in messages:
             title, severity = messages[task.status]
             detail = task.title + (f"\n{task.message}" if task.message and task.status == "failed" else "")
+            if task.status == "waiting_approval" and task.id != self.selected_id:
+                keys = self.config.keymap
+                jump, inbox = keys.get("attention.next", "ctrl+f"), keys.get("view.mission", "f11")
+                detail += f"\n{jump} opens it (the attention inbox: {inbox})"
             self.notify(detail, title=title, severity=severity)  # type: ignore[arg-type]
             self.bell()
+            self.notifier.notify_task(self, task)
 
     def notify(
         self,
@@ -297,15 +305,16 @@ class CodexApp(App[int]):
         )
 
     async def _render(self, changed: set[str]) -> None:
+        self.mission_ui.refresh(changed)
         if changed:
-            self._sync_task_list()
+            self.sync_task_list()
         if self.selected_id is None:
             visible = self.state.visible_tasks()
             if visible:
-                self._select(visible[0].id)
-        if self.selected_id in changed or self._pane_rev is None:
+                self.select(visible[0].id)
+        if self.selected_id in changed or self.panes_ui.rendered is None:
             await self._render_selected()
-        self._update_status()
+        self.update_status()
         self.refresh_target()
         self._show_next_approval()
         if isinstance(self.screen, CompareScreen):
@@ -313,7 +322,7 @@ class CodexApp(App[int]):
 
     def _tick(self) -> None:
         if any(t.active for t in self.state.visible_tasks()):
-            self._sync_task_list()
+            self.sync_task_list()
 
     # --- rendering -----------------------------------------------------------------------------
 
@@ -327,7 +336,7 @@ class CodexApp(App[int]):
         """The task list card of one task."""
         elapsed = format_duration(task.elapsed(self.clock())) if self.show_elapsed else ""
         attempt = f"{task.attempt}/{task.attempts}" if task.attempts > 1 else ""
-        return TaskRow(
+        row = TaskRow(
             task.id,
             STATUS_ICONS.get(task.status, "·"),
             task.status,
@@ -337,87 +346,31 @@ class CodexApp(App[int]):
             task.removed,
             format_tokens(task.tokens),
             attempt,
+            cost=cost_label(task, self.config.pricing, self.config.model),
         )
+        return self.mission_ui.mark_row(row)
 
-    def _sync_task_list(self) -> None:
+    def sync_task_list(self) -> None:
         tasks = self.state.visible_tasks()
         self.main_widget(TaskList).sync([self.task_row(t) for t in tasks])
 
     @property
     def shown_diff(self) -> tuple[str, int] | None:
         """(task id, diff revision) of the patch in the diff pane."""
-        return self._diff_key
+        return self.panes_ui.diff_key
 
     def selected_task(self) -> TaskModel | None:
         """The model of the selected task."""
         return self.state.tasks.get(self.selected_id or "")
 
     def active_pane(self) -> str:
-        """Which of chat, todo, diff, log is shown."""
-        return self.main_widget(TabbedContent).active or "chat"
+        """Which tab is active: chat, todo, diff, log, review or artifacts."""
+        return self.panes_ui.active_tab()
 
     async def _render_selected(self) -> None:
-        async with self._render_lock:
-            with contextlib.suppress(NoMatches):
-                await self._render_selected_now()
+        await self.panes_ui.render_selected()
 
-    async def _render_selected_now(self) -> None:
-        task = self.selected_task()
-        if task is None:
-            return
-        self.review_ui.sync_review_tab(task)
-        self.artifacts_ui.sync_tab(task)
-        pane = self.active_pane()
-        self._pane_rev = (task.id, task.rev)
-        if pane == "review":
-            self.review_ui.render_review(task)
-        elif pane == "artifacts":
-            self.artifacts_ui.render(task)
-        elif pane == "chat":
-            await self.main_widget(ChatView).show_blocks(task.id, task.blocks)
-        elif pane == "todo":
-            self.main_widget(PlanView).show_plan(task.todos, task.todo_explanation)
-        elif pane == "log":
-            await self._render_log(task)
-        elif pane == "diff":
-            self.review_ui.prepare_diff(task)
-            if self._diff_key != (task.id, task.diff_rev):
-                self._schedule_diff(task)
-
-    async def _render_log(self, task: TaskModel) -> None:
-        if self._log_task != task.id:
-            self.main_widget(SandboxLog).clear()
-            self._log_task = task.id
-            self._log_cursor = 0
-        feed_log(self.main_widget(SandboxLog), task.log_ops_since(self._log_cursor))
-        self._log_cursor = task.log_end
-
-    def _schedule_diff(self, task: TaskModel) -> None:
-        """Fetch the patch soon; a burst of diff.updated events becomes one fetch."""
-        if self._diff_timer is not None:
-            self._diff_timer.cancel()
-        delay = 0 if self._diff_key is None or self._diff_key[0] != task.id else DIFF_DEBOUNCE_S
-        self._diff_timer = asyncio.get_running_loop().call_later(delay, self._fetch_diff, task.id)
-
-    def _fetch_diff(self, task_id: str) -> None:
-        self._diff_timer = None
-        self.run_worker(self._load_diff(task_id), group="diff", exclusive=True, exit_on_error=False)
-
-    async def _load_diff(self, task_id: str) -> None:
-        task = self.state.tasks.get(task_id)
-        if task is None:
-            return
-        rev = task.diff_rev
-        result = await self.source.submit(p.Op(p.OP_GET_DIFF, task_id))
-        if task_id != self.selected_id:
-            return
-        if not result.ok:
-            self.notify(result.message, title="Diff", severity="error")
-            return
-        self._diff_key = (task_id, rev)
-        self.main_widget(DiffView).set_patch(str(result.data.get("patch") or ""))
-
-    def _update_status(self) -> None:
+    def update_status(self) -> None:
         task = self.selected_task()
         counts = self.state.counts()
         info = StatusInfo(
@@ -427,6 +380,9 @@ class CodexApp(App[int]):
             tokens=task.tokens if task else 0,
             running=counts["running"],
             queued=counts["queued"],
+            task_cost=cost_label(task, self.config.pricing, self.config.model) if task else "",
+            usage=usage_text(task.usage) if task else "",
+            total=cost_total(self.state.tasks.values(), self.config.pricing, self.config.model).label(),
         )
         self.main_widget(StatusBar).show(info)
 
@@ -444,46 +400,24 @@ class CodexApp(App[int]):
         new_task = self.new_task_mode or task is None
         self.main_widget(Composer).set_target(self.review_ui.target_label(label, task, new_task))
 
-    def _select(self, task_id: str) -> None:
+    def select(self, task_id: str) -> None:
         if task_id == self.selected_id:
             return
         self.selected_id = task_id
         self.new_task_mode = False
-        self._pane_rev = None
+        self.panes_ui.rendered = None
         self.main_widget(TaskList).select_task(task_id)
         self.refresh_target()
-        self._update_status()
+        self.update_status()
+        self.call_later(self._show_next_approval)  # a task waiting for approval asks when in view
+        if self.mission_ui.viewed():
+            self.sync_task_list()
 
     # --- approvals -----------------------------------------------------------------------------
 
     def _show_next_approval(self) -> None:
-        """One dialog at a time; it closes by itself when the request is resolved elsewhere."""
-        open_ = self._approval_open
-        if open_ is not None:
-            task = self.state.tasks.get(open_.task_id)
-            if task is None or open_.request_id not in task.approvals:
-                self._approval_open = None
-                if isinstance(self.screen, ApprovalScreen) and self.screen.approval is open_:
-                    self.screen.dismiss(None)  # type: ignore[arg-type]
-            return
-        pending = [
-            a for a in self.state.pending_approvals() if (a.task_id, a.request_id) not in self._answered
-        ]
-        if not pending:
-            return
-        approval = pending[0]
-        task = self.state.tasks[approval.task_id]
-        self._approval_open = approval
-
-        def decided(decision: str | None) -> None:
-            self._approval_open = None
-            if decision:
-                self._answered.add((approval.task_id, approval.request_id))
-                data = {"request_id": approval.request_id, "decision": decision}
-                self.send_soon(p.Op(p.OP_APPROVE, approval.task_id, data))
-            self.call_later(self._show_next_approval)
-
-        self.push_screen(ApprovalScreen(approval, task.title), decided)
+        """The approval dialog, for the task in view only (mission_ui.py)."""
+        self.mission_ui.show_next_approval()
 
     # --- operations out ------------------------------------------------------------------------
 
@@ -501,7 +435,7 @@ class CodexApp(App[int]):
             self.notify(result.message, title=title)
         elif op.type == p.OP_SET_MODE and op.task_id in self.state.tasks:
             self.state.tasks[op.task_id].mode = str(op.data.get("mode", ""))
-            self._update_status()
+            self.update_status()
         elif op.type in (p.OP_SUBMIT, p.OP_RETRY) and select:
             ids = result.data.get("task_ids") or []
             if ids:
@@ -510,7 +444,7 @@ class CodexApp(App[int]):
 
     def _select_when_known(self, task_id: str) -> None:
         if task_id in self.state.tasks:
-            self._select(task_id)
+            self.select(task_id)
         else:
             self.set_timer(1 / FLUSH_HZ, lambda: self._select_when_known(task_id))
 
@@ -518,31 +452,11 @@ class CodexApp(App[int]):
         self.run_worker(self.send(op), group="ops", exit_on_error=False)
 
     def _task_op(self, op_type: str, data: dict[str, Any] | None = None) -> bool:
-        task = self.selected_task()
-        if task is None:
-            self.notify("No task selected", severity="warning")
-            return False
-        self.send_soon(p.Op(op_type, task.id, data or {}))
-        return True
+        return self.task_actions.op(op_type, data)
 
     def submit_prompt(self, text: str, images: list[Path], *, new_task: bool = False) -> None:
         """A new task, a steer of the running task, or a follow-up of the finished one."""
-        task = self.selected_task()
-        paths = [str(i) for i in images]
-        if new_task or self.new_task_mode or task is None:
-            data: dict[str, Any] = {"prompt": text, "images": paths, "attempts": self.next_attempts}
-            data.update(self.review_ui.submit_kind())
-            if self.next_mode:
-                data["mode"] = self.next_mode
-            if self.next_model:
-                data["model"] = self.next_model
-            data.update(self.next_network.take())
-            self.new_task_mode = False
-            self.next_attempts = 1
-            self.send_soon(p.Op(p.OP_SUBMIT, "", data))
-        else:
-            self.send_soon(p.Op(p.OP_USER_MESSAGE, task.id, {"text": text, "images": paths}))
-        self.refresh_target()
+        self.task_actions.submit(text, images, new_task=new_task)
 
     @on(Composer.Submitted)
     def _composer_submitted(self, event: Composer.Submitted) -> None:
@@ -564,97 +478,37 @@ class CodexApp(App[int]):
             return
         if self.main_widget(TaskList).selected_id not in (None, event.task_id):
             return  # stale: the list moved on since (programmatic selections post these too)
-        self._select(event.task_id)
+        self.select(event.task_id)
         self.call_later(self._render_selected)
 
     @on(TabbedContent.TabActivated)
     def _pane_changed(self, event: TabbedContent.TabActivated) -> None:
-        self._pane_rev = None
-        self.call_later(self._render_selected)
+        self.panes_ui.layout.apply(self.size)
+        self.panes_ui.invalidate()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Panes together or tabs, by the new size (layout `auto`)."""
+        self.panes_ui.apply_layout(event.size)
 
     def run_slash(self, command: SlashCommand, images: list[Path]) -> None:
         """Carry out a parsed slash command."""
-        name, arg = command.name, command.arg
-        simple: dict[str, Callable[[], Any]] = {
-            "diff": lambda: self.action_show_pane("diff"),
-            "apply": self.action_apply,
-            "branch": self.action_branch,
-            "undo": self.action_undo,
-            "compact": self.action_compact,
-            "status": self.action_status,
-            "mcp": self.action_mcp,
-            "help": self.action_help,
-            "quit": self.exit,
-        }
-        if name in simple:
-            simple[name]()
-        elif name == "new":
-            if arg or images:
-                self.main_widget(Composer).clear_attachments()
-                self.submit_prompt(arg, images, new_task=True)
-            else:
-                self.action_new_task()
-        elif name == "attempts":
-            self.action_set_attempts(int(arg))
-        elif name == "image":
-            error = self.main_widget(Composer).attach(Path(arg).expanduser())
-            if error:
-                self.notify(error, severity="error")
-        elif name == "mode":
-            self.action_set_mode(arg)
-        elif name == "model":
-            self.action_set_model(arg)
-        elif name == "network":
-            message, failed = self.next_network.command(arg)
-            self.new_task_mode = self.new_task_mode or (bool(arg) and not failed)
-            self.notify(message, title="Network", severity="error" if failed else "information")
-        elif name == "theme":
-            self.set_theme(arg)
-        elif name == "review":
-            self.review_ui.review_command(command)
-        elif name in ("ask", "code"):
-            self.review_ui.kind_command(command)
-        self.refresh_target()
-        self._update_status()
+        self.slash_ui.run(command, images)
 
     def action_set_attempts(self, attempts: int) -> None:
         """The next new task runs this many attempts side by side (1–4)."""
-        self.next_attempts = max(1, min(4, int(attempts)))
-        self.new_task_mode = True
-        self.refresh_target()
-        self.notify(f"The next new task runs {self.next_attempts} attempt(s)")
+        self.slash_ui.set_attempts(attempts)
 
     def action_set_mode(self, mode: str) -> None:
         """Sandbox mode of the selected task's next turn, and of new tasks."""
-        if mode not in p.SANDBOX_MODES:
-            self.notify(f"Unknown mode '{mode}'", severity="error")
-            return
-        self.next_mode = mode
-        task = self.selected_task()
-        if task is not None and not self.new_task_mode:
-            self.send_soon(p.Op(p.OP_SET_MODE, task.id, {"mode": mode}))
-        self.refresh_target()
-        self._update_status()
-        self.notify(f"Mode: {mode}")
+        self.slash_ui.set_mode(mode)
 
     def action_set_model(self, model: str = "") -> None:
         """Model of the next new tasks; without a name, say which models are in use."""
-        if model:
-            self.next_model = model
-            self.refresh_target()
-            self.notify(f"New tasks use model {model}", title="Model")
-            return
-        task = self.selected_task()
-        lines = [f"new tasks: {self.next_model or self.config.model}"]
-        if task is not None and task.model:
-            lines.append(f"selected task: {task.model}")
-        lines.append("change it with /model NAME")
-        self.notify("\n".join(lines), title="Model", timeout=8)
+        self.slash_ui.set_model(model)
 
     def known_models(self) -> list[str]:
         """Models offered by the palette: the configured one, the chosen one, and those of tasks."""
-        names = [self.config.model, self.next_model or "", *(t.model for t in self.state.visible_tasks())]
-        return sorted({n for n in names if n})
+        return self.slash_ui.known_models()
 
     # --- actions -------------------------------------------------------------------------------
 
@@ -664,6 +518,9 @@ class CodexApp(App[int]):
             "interrupt",
             "show_pane",
             "toggle_maximize",
+            "focus_pane",
+            "cycle_layout",
+            "resize_split",
             "compare",
             "apply",
             "retry",
@@ -743,33 +600,43 @@ class CodexApp(App[int]):
 
     def action_interrupt(self) -> None:
         """Esc: leave a maximised pane, else stop the selected task's turn."""
-        if self.screen.maximized is not None:
-            self.screen.minimize()
-            return
-        if self.new_task_mode:
-            self.new_task_mode = False
-            self.refresh_target()
-            return
-        task = self.selected_task()
-        if task is not None and (task.active or task.status == "queued"):
-            self.send_soon(p.Op(p.OP_INTERRUPT, task.id))
-            self.notify(f"Interrupting {task.title}")
+        self.task_actions.interrupt()
 
     def action_show_pane(self, pane: str) -> None:
-        """Show one of the four panes of the selected task."""
-        if pane in PANES:
-            self.main_widget(TabbedContent).active = pane
+        """Show one of the panes of the selected task (in the panes layout, it gets the focus)."""
+        self.panes_ui.show_pane(pane)
+
+    def action_focus_pane(self, step: int) -> None:
+        """Focus the next (or previous) pane on screen; in the tabs layout, show the next tab."""
+        self.panes_ui.cycle_focus(step)
 
     def action_toggle_maximize(self) -> None:
-        """Maximise the current pane (or restore it)."""
-        if self.screen.maximized is not None:
-            self.screen.minimize()
-            return
-        self.screen.maximize(self.main_widget(TabbedContent), container=False)
+        """Maximise the focused pane (the current tab in the tabs layout), or restore it."""
+        self.panes_ui.toggle_maximize()
+
+    def action_cycle_layout(self) -> None:
+        """Layout: auto (panes when the terminal is large enough) → panes → tabs; remembered."""
+        self.panes_ui.cycle_layout()
+
+    def action_resize_split(self, delta: int) -> None:
+        """Widen (or narrow) the left column of the panes layout; remembered."""
+        self.panes_ui.resize_split(delta)
 
     def action_select_task(self, step: int) -> None:
         """Move to the next/previous task."""
         self.main_widget(TaskList).move(step)
+
+    def action_mission(self) -> None:
+        """Mission control: every task as a live tile, and the attention inbox (again: close it)."""
+        self.mission_ui.open()
+
+    def action_next_attention(self) -> None:
+        """Jump to the next task that needs you (approval, failure, unseen result)."""
+        self.mission_ui.next_attention()
+
+    def action_copy(self) -> None:
+        """Copy the selection, else the focused pane's current item, to the clipboard (OSC 52)."""
+        copy_selection_or_focused(self.screen)
 
     def action_focus_tasks(self) -> None:
         """Focus the task list."""
@@ -810,39 +677,11 @@ class CodexApp(App[int]):
 
     def action_archive(self) -> None:
         """Archive the selected task (hidden from the list)."""
-        task = self.selected_task()
-        if task is None:
-            return
-        self.run_worker(self._archive(task.id), group="ops", exit_on_error=False)
-
-    async def _archive(self, task_id: str) -> None:
-        result = await self.send(p.Op(p.OP_ARCHIVE, task_id))
-        if result.ok:
-            self.state.hidden.add(task_id)
-            if self.selected_id == task_id:
-                self.selected_id = None
-                await self.main_widget(ChatView).clear()
-            self._sync_task_list()
-            visible = self.state.visible_tasks()
-            if visible:
-                self._select(visible[-1].id)
-            await self._render_selected()
+        self.task_actions.archive()
 
     def action_status(self) -> None:
-        """Show model, mode, context and usage of the selected task."""
-        task = self.selected_task()
-        if task is None:
-            self.notify(f"model {self.next_model or self.config.model} · no task selected", title="Status")
-            return
-        context = "unknown" if task.context_left_pct is None else f"{task.context_left_pct}% left"
-        lines = [
-            f"{task.title} ({task.id})",
-            f"status {task.status} · attempt {task.attempt}/{task.attempts}",
-            f"model {task.model} · mode {task.mode}",
-            f"context {context} · {format_tokens(task.tokens)} tokens",
-            f"diff +{task.added} −{task.removed} in {len(task.files)} file(s)",
-        ]
-        self.notify("\n".join(lines), title="Status", timeout=10)
+        """Show model, mode, context, usage and cost of the selected task."""
+        self.task_actions.status()
 
     def action_mcp(self) -> None:
         """Show the MCP servers (read through the source: a replay has none)."""
@@ -909,47 +748,5 @@ class CodexApp(App[int]):
 
     def goto_task(self, task_id: str) -> None:
         """Select a task and show it (palette, scripts)."""
-        self._select(task_id)
+        self.select(task_id)
         self.call_later(self._render_selected)
-
-
-def run_app(
-    config: Config,
-    repo: Path,
-    *,
-    demo: bool = False,
-    initial_prompt: str | None = None,
-    sandbox_backend: str | None = None,
-) -> int:
-    """Run the TUI until the user quits; returns the exit code."""
-    from codex_tui.tasks.manager import TaskManager
-
-    ops: list[p.Op] = []
-    state_home = config.home
-    prepared = None
-    if demo:
-        from codex_tui.demo import DemoError, prepare_demo
-
-        try:
-            prepared = prepare_demo(config)
-        except DemoError as exc:
-            print(f"codex-tui: {exc}")
-            return 1
-        config, repo = prepared.config, prepared.repo
-        ops += [p.Op(p.OP_SUBMIT, "", dict(data)) for data in prepared.submissions]
-    if initial_prompt:
-        ops.append(p.Op(p.OP_SUBMIT, "", {"prompt": initial_prompt}))
-    try:
-        manager = TaskManager(config, repo=repo, sandbox_backend=sandbox_backend)
-        app = CodexApp(config, manager, repo=repo, initial_ops=ops, state_home=state_home)
-        result = app.run()
-    finally:
-        if prepared is not None:
-            prepared.close()
-    if app.stopped_by is not None:
-        with contextlib.suppress(OSError):  # after a hangup the terminal is gone (EIO)
-            sys.stderr.write(
-                f"codex-tui: stopped by {app.stopped_by.name}; its tasks were stopped and can be resumed "
-                "(codex-tui tasks list)\n"
-            )
-    return int(result or 0)

@@ -14,7 +14,26 @@ APP_BINDINGS: list[BindingType] = [
     Binding(
         "f6", "toggle_maximize", "Maximise", id="view.maximize", priority=True, tooltip="Maximise the pane"
     ),
+    Binding("f12", "cycle_layout", "Layout", id="view.layout", show=False, priority=True),
+    Binding("alt+right", "focus_pane(1)", "Next pane", id="pane.focus_next", show=False, priority=True),
+    Binding("alt+left", "focus_pane(-1)", "Prev pane", id="pane.focus_prev", show=False, priority=True),
+    Binding("alt+shift+right", "resize_split(1)", "Wider", id="view.split_wider", show=False, priority=True),
+    Binding(
+        "alt+shift+left", "resize_split(-1)", "Narrow", id="view.split_narrower", show=False, priority=True
+    ),
     Binding("f7", "compare", "Compare", id="view.compare", priority=True, tooltip="Attempts side by side"),
+    Binding(
+        "f11", "mission", "Mission", id="view.mission", priority=True, tooltip="Every task as a live tile"
+    ),
+    Binding(
+        "ctrl+f",
+        "next_attention",
+        "Next attention",
+        id="attention.next",
+        show=False,
+        priority=True,
+        tooltip="Jump to the next task that needs you (approval, failure, unseen result)",
+    ),
     Binding("f8", "show_pane('review')", "Review", id="pane.review", priority=True, tooltip="The review"),
     Binding(
         "ctrl+o", "toggle_ask", "Ask/Code", id="composer.toggle_ask", priority=True, tooltip="Ask or Code"
@@ -32,6 +51,9 @@ APP_BINDINGS: list[BindingType] = [
     Binding("question_mark", "help", "Help", id="app.help_key", show=False),
     Binding("f10", "show_pane('artifacts')", "Artifacts", id="pane.artifacts", priority=True, show=False),
     Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False, priority=True),
+    Binding(
+        "ctrl+shift+c", "copy", "Copy", id="app.copy", show=False, tooltip="Copy the selection or the item"
+    ),
 ]
 """Main-screen bindings; F-keys are priority so they also work while the composer (a TextArea) has focus."""
 
@@ -81,14 +103,25 @@ DIFF_BINDINGS: list[BindingType] = [
     Binding("{", "prev_file", "Prev file", id="diff.prev_file"),
     Binding("n", "next_finding", "Next finding", id="diff.next_finding"),
     Binding("p", "prev_finding", "Prev finding", id="diff.prev_finding"),
+    Binding("y", "copy", "Copy", id="diff.copy", tooltip="Copy the selection, or else the current hunk"),
 ]
 """Keys of the diff pane (while it has focus: Tab or a click moves there)."""
 
 LOG_BINDINGS: list[BindingType] = [
     Binding("end,G", "follow", "Follow", id="sandbox_log.follow", tooltip="Jump to the end and follow"),
     Binding("home,g", "scroll_home", "Top", id="sandbox_log.top", show=False),
+    Binding(
+        "y", "copy", "Copy", id="sandbox_log.copy", tooltip="Copy the selection, or else the lines in view"
+    ),
 ]
 """Keys of the sandbox log pane (while it has focus)."""
+
+CHAT_BINDINGS: list[BindingType] = [
+    Binding(
+        "y", "copy", "Copy", id="chat.copy", tooltip="Copy the selection, or else the last message in view"
+    ),
+]
+"""Keys of the chat pane (while it has focus)."""
 
 REVIEW_BINDINGS: list[BindingType] = [
     Binding("n", "next_finding", "Next finding", id="review.next"),
@@ -101,6 +134,13 @@ REVIEW_BINDINGS: list[BindingType] = [
 FILE_VIEWER_BINDINGS: list[BindingType] = [
     Binding("escape,q", "close", "Close", id="file_viewer.close"),
     Binding("n", "next_cited", "Cited lines", id="file_viewer.cited", show=False),
+    Binding(
+        "y,ctrl+shift+c",
+        "copy",
+        "Copy",
+        id="file_viewer.copy",
+        tooltip="Copy the selection or the cited lines",
+    ),
 ]
 """Keys of the read-only file viewer."""
 
@@ -127,10 +167,35 @@ HELP_BINDINGS: list[BindingType] = [
 ]
 """Keys of the help screen."""
 
+MISSION_BINDINGS: list[BindingType] = [
+    Binding("escape,f11", "close", "Back", id="mission.close"),
+    Binding("enter", "open", "Open task", id="mission.open"),
+    Binding(
+        "y",
+        "decide('approve')",
+        "Approve",
+        id="mission.approve",
+        tooltip="Approve the focused task's request",
+    ),
+    Binding("a", "decide('approve_task')", "Approve for task", id="mission.approve_task", show=False),
+    Binding("n", "decide('deny')", "Deny", id="mission.deny", tooltip="Deny the focused task's request"),
+    Binding("i", "inbox", "Inbox", id="mission.inbox", tooltip="Tasks that need you"),
+]
+"""Keys of mission control."""
+
+MISSION_GRID_BINDINGS: list[BindingType] = [
+    Binding("left", "screen.move(-1, 0)", "Left", id="mission.left", show=False),
+    Binding("right", "screen.move(1, 0)", "Right", id="mission.right", show=False),
+    Binding("up", "screen.move(0, -1)", "Up", id="mission.up", show=False),
+    Binding("down", "screen.move(0, 1)", "Down", id="mission.down", show=False),
+]
+"""Arrow keys of mission control's tile grid (the inbox list keeps its own Up/Down)."""
+
 ALL_BINDINGS: dict[str, list[BindingType]] = {
     "Main": APP_BINDINGS,
     "Task list": TASK_LIST_BINDINGS,
     "Composer": COMPOSER_BINDINGS,
+    "Chat pane": CHAT_BINDINGS,
     "Diff pane": DIFF_BINDINGS,
     "Log pane": LOG_BINDINGS,
     "Review pane": REVIEW_BINDINGS,
@@ -138,6 +203,7 @@ ALL_BINDINGS: dict[str, list[BindingType]] = {
     "Review picker": REVIEW_PICKER_BINDINGS,
     "Approval": APPROVAL_BINDINGS,
     "Compare": COMPARE_BINDINGS,
+    "Mission control": MISSION_BINDINGS + MISSION_GRID_BINDINGS,
     "MCP servers": MCP_BINDINGS,
     "Preview": PREVIEW_BINDINGS,
     "Help": HELP_BINDINGS,

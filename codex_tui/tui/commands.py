@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from codex_tui.protocol import SANDBOX_MODES
 from codex_tui.tui.network import parse_network_arg
-
-if TYPE_CHECKING:
-    from codex_tui.tui.app import CodexApp
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +148,23 @@ PaletteEntry = tuple[str, str, Callable[[], Any]]
 """(title, help, callback)"""
 
 
+@runtime_checkable
+class PaletteHost(Protocol):
+    """What the palette needs of the app (the app itself, without importing it)."""
+
+    def palette_entries(self) -> list[PaletteEntry]:
+        """Every action as (title, help, callback)."""
+        ...
+
+
 class CodexCommands(Provider):
     """Palette entries for every action: tasks, panes, views, apply/branch/undo, themes."""
 
     def _entries(self) -> list[PaletteEntry]:
-        app: CodexApp = self.app  # type: ignore[assignment]
-        return app.palette_entries()
+        host = self.app
+        if not isinstance(host, PaletteHost):
+            return []
+        return host.palette_entries()
 
     async def discover(self) -> Hits:
         """Show every entry when nothing is typed yet."""

@@ -18,8 +18,13 @@ DIFF_PALETTE = (
     ("prev_file", "previous file"),
     ("next_finding", "next review finding"),
     ("prev_finding", "previous review finding"),
+    ("copy", "copy the selection or the current hunk"),
 )
-LOG_PALETTE = (("follow", "follow the end"), ("scroll_home", "go to the top"))
+LOG_PALETTE = (
+    ("follow", "follow the end"),
+    ("scroll_home", "go to the top"),
+    ("copy", "copy the selection or the lines in view"),
+)
 
 
 def palette_actions(app: CodexApp) -> list[tuple[str, str, str]]:
@@ -35,10 +40,18 @@ def palette_actions(app: CodexApp) -> list[tuple[str, str, str]]:
         ("Undo last turn", "restore files and conversation", "undo"),
         ("Compact context", "summarise the history", "compact"),
         ("Compare attempts", "side-by-side view", "compare"),
+        ("Mission control", "every task as a live tile; the attention inbox", "mission"),
+        ("Next task needing you", "a waiting approval, a failure, an unseen result", "next_attention"),
         ("Review…", "start a code review (uncommitted, base branch, commit, task)", "review"),
         ("Ask / Code mode", "switch the kind of the next new task", "toggle_ask"),
         ("Now do it", "turn the selected Ask task into a change", "do_it"),
         ("Maximise pane", "toggle the current pane full screen", "toggle_maximize"),
+        ("Copy", "the selection, else the focused pane's current item (OSC 52)", "copy"),
+        ("Layout: panes / tabs", "auto → panes together → tabs (remembered)", "cycle_layout"),
+        ("Next pane", "focus the next pane (next tab in the tabs layout)", "focus_pane(1)"),
+        ("Previous pane", "focus the previous pane", "focus_pane(-1)"),
+        ("Wider left column", "panes layout: widen the chat/diff column", "resize_split(1)"),
+        ("Narrower left column", "panes layout: narrow the chat/diff column", "resize_split(-1)"),
         ("Previous task", "select the task above", "select_task(-1)"),
         ("Next task", "select the task below", "select_task(1)"),
         ("Focus task list", "keys c / r / a cancel, retry, archive", "focus_tasks"),

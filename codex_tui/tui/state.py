@@ -134,6 +134,7 @@ class TaskModel:
     files: list[dict[str, Any]] = field(default_factory=list)
     diff_rev: int = 0
     input_tokens: int = 0
+    cached_input_tokens: int = 0
     output_tokens: int = 0
     used_tokens: int = 0
     window_tokens: int = 0
@@ -153,6 +154,8 @@ class TaskModel:
     log_chars: int = 0
     approvals: dict[str, Approval] = field(default_factory=dict)
     artifacts: list[ArtifactInfo] = field(default_factory=list)
+    usage: p.ResourceUsage | None = None
+    """The sandbox's latest meters (transient sandbox.usage events); None when unknown or finished."""
     rev: int = 0
     """Bumped on every change: the task list and status bar re-render a row when it moves."""
 
@@ -253,7 +256,7 @@ class AppState:
         """Fold one event into the model; returns the task it changed (None if ignored)."""
         task = self.tasks.get(event.task_id)
         if task is None:
-            if not event.task_id:
+            if not event.task_id or event.seq < 0:  # a transient event of a task not seen yet
                 return None
             task = TaskModel(id=event.task_id, created=event.ts)
             self.tasks[event.task_id] = task
@@ -313,6 +316,7 @@ def _status(task: TaskModel, event: p.Event) -> None:
     if status in ("starting", "running") and task.started is None:
         task.started = event.ts
     if status in p.TERMINAL_STATUSES:
+        task.usage = None
         if task.finished is None or status != "applied":
             task.finished = event.ts
         for block in task.blocks:
@@ -491,6 +495,7 @@ def _context_updated(task: TaskModel, event: p.Event) -> None:
     total = d.get("total")
     if isinstance(total, dict):
         task.input_tokens = as_int(total.get("input_tokens"), task.input_tokens)
+        task.cached_input_tokens = as_int(total.get("cached_input_tokens"), task.cached_input_tokens)
         task.output_tokens = as_int(total.get("output_tokens"), task.output_tokens)
 
 
@@ -547,6 +552,10 @@ def _error_event(task: TaskModel, event: p.Event) -> None:
     _note(task, f"error-{event.seq}", "error", str(event.data.get("message") or "error"))
 
 
+def _sandbox_usage(task: TaskModel, event: p.Event) -> None:
+    task.usage = p.ResourceUsage.from_data(event.data)
+
+
 _HANDLERS = {
     p.TASK_CREATED: _created,
     p.TASK_STATUS: _status,
@@ -566,6 +575,7 @@ _HANDLERS = {
     p.COMPACTED: _compacted,
     p.SANDBOX_INFO: _sandbox_info,
     p.NETWORK_REQUEST: _network_request,
+    p.SANDBOX_USAGE: _sandbox_usage,
     p.NOTE: _note_event,
     p.ERROR: _error_event,
 }

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import HorizontalScroll, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
@@ -14,6 +15,7 @@ from textual.widgets import Footer, Static
 
 from codex_tui import protocol as p
 from codex_tui.tui.bindings import COMPARE_BINDINGS
+from codex_tui.tui.copy_text import copy_selection_for_ctrl_c
 from codex_tui.tui.log_feed import feed_log
 from codex_tui.tui.review import summary_text
 from codex_tui.tui.state import STATUS_ICONS, TaskModel
@@ -23,6 +25,13 @@ from codex_tui.tui.widgets.sandbox_log import SandboxLog
 from codex_tui.tui.widgets.task_list import STATUS_STYLES
 
 COMPARE_PANES = ("chat", "diff", "log")
+MIN_COLUMN_WIDTH = 36
+"""Narrower columns wrap or crop everything; with less room, fewer columns show and the row scrolls."""
+
+
+def columns_in_view(width: int, count: int) -> int:
+    """How many of `count` columns fit side by side in `width` cells (at least one)."""
+    return max(1, min(count, width // MIN_COLUMN_WIDTH))
 
 
 def review_line(review: TaskModel | None) -> Content:
@@ -144,6 +153,8 @@ class CompareScreen(Screen[str | None]):
         self.patches = patches
         self.pane = pane if pane in COMPARE_PANES else "diff"
         self.current = 0
+        self.shown = len(self.tasks)
+        """Columns side by side at the current width."""
 
     @property
     def task_ids(self) -> list[str]:
@@ -153,7 +164,7 @@ class CompareScreen(Screen[str | None]):
     def compose(self) -> ComposeResult:
         """A title line, the columns, the footer."""
         yield Static(self._title(), id="compare-title")
-        with Horizontal(id="compare-columns"):
+        with HorizontalScroll(id="compare-columns", can_focus=False):
             for task in self.tasks:
                 yield CompareColumn(task, self.patches.get(task.id, ""), self.pane, self.reviews.get(task.id))
         yield Footer()
@@ -162,15 +173,32 @@ class CompareScreen(Screen[str | None]):
         """Mark the first column as current."""
         self._mark_current()
 
+    def on_resize(self, event: events.Resize) -> None:
+        """Size the columns so a whole number of them fits; the others are a scroll away."""
+        shown = columns_in_view(event.size.width, len(self.tasks))
+        if shown != self.shown:
+            self.shown = shown
+            self.query_one("#compare-title", Static).update(self._title())
+        width = event.size.width // shown
+        for column in self._columns():
+            column.styles.width = width
+        self.call_after_refresh(self._scroll_to_current)
+
     def _title(self) -> Content:
+        scrolls = f" · {self.shown} in view, ←/→ scroll" if self.shown < len(self.tasks) else " · ←/→ choose"
         return Content.assemble(
             ("Compare ", "bold $primary"),
             (f"{len(self.tasks)} attempts", "bold"),
             (
-                f" · showing {self.pane} · ←/→ choose · Enter applies the chosen one · Esc back",
+                f" · showing {self.pane}{scrolls} · Enter applies the chosen one · Esc back",
                 "$foreground-muted",
             ),
         )
+
+    def _scroll_to_current(self) -> None:
+        columns = self._columns()
+        if self.current < len(columns):
+            self.query_one("#compare-columns").scroll_to_widget(columns[self.current], animate=False)
 
     def _columns(self) -> list[CompareColumn]:
         return list(self.query(CompareColumn))
@@ -183,6 +211,7 @@ class CompareScreen(Screen[str | None]):
         """Choose the column to the left/right."""
         self.current = max(0, min(len(self.tasks) - 1, self.current + step))
         self._mark_current()
+        self._scroll_to_current()
 
     async def action_pane(self, pane: str) -> None:
         """Show chat, diff or log in every column."""
@@ -192,6 +221,10 @@ class CompareScreen(Screen[str | None]):
         self.query_one("#compare-title", Static).update(self._title())
         for column in self._columns():
             await column.show_pane(pane)
+
+    def action_copy_text(self) -> None:
+        """Ctrl+C with a selection copies it (with a toast); without one, the key goes on to the app."""
+        copy_selection_for_ctrl_c(self)
 
     def action_apply(self) -> None:
         """Apply the chosen attempt and close."""

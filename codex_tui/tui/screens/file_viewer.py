@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from codex_tui.tui.bindings import FILE_VIEWER_BINDINGS
+from codex_tui.tui.copy_text import copy_selection_for_ctrl_c, copy_selection_or
 from codex_tui.tui.widgets.file_viewer import FileView
 from codex_tui.tui.widgets.highlight import clean_line
 
@@ -90,6 +91,14 @@ class FileViewerScreen(ModalScreen[None]):
     def action_close(self) -> None:
         """Back to the chat."""
         self.dismiss(None)
+
+    def action_copy(self) -> None:
+        """Copy the selection, or else the cited lines (or the lines in view)."""
+        copy_selection_or(self.view)
+
+    def action_copy_text(self) -> None:
+        """Ctrl+C with a selection copies it (with a toast); without one, the key goes on to the app."""
+        copy_selection_for_ctrl_c(self)
 
     def action_next_cited(self) -> None:
         """Scroll back to the cited lines."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import on
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.message import Message
@@ -12,7 +14,9 @@ from textual.widget import Widget
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from codex_tui.tui.bindings import CHAT_BINDINGS
 from codex_tui.tui.citations import Citation, linkify, parse_href
+from codex_tui.tui.copy_text import CopyItem, copy_selection_or
 from codex_tui.tui.state import ChatBlock
 from codex_tui.tui.tool_lines import fold
 
@@ -32,9 +36,25 @@ class PreviewRequested(Message):
         self.title = title
 
 
+COPY_WHAT = {
+    "user": "your message",
+    "agent": "the answer",
+    "reasoning": "the reasoning",
+    "tool": "the tool line",
+}
+
+
+def block_text(block: ChatBlock) -> str:
+    """A block's text for the clipboard: an answer's Markdown source, a tool line with all its detail."""
+    if block.kind == "tool" and block.detail:
+        return f"{block.text}\n{block.detail}"
+    return block.text
+
+
 @dataclass(slots=True)
 class _Rendered:
     widget: Widget
+    block: ChatBlock
     length: int
     rev: int
     stream: MarkdownStream | None = None
@@ -115,6 +135,8 @@ class ChatView(VerticalScroll):
     A finished answer is shown with its `path:line` citations as links (`CitationClicked`).
     """
 
+    BINDINGS: ClassVar[list[BindingType]] = CHAT_BINDINGS
+
     class CitationClicked(Message):
         """The user activated a `path:line` citation in an answer."""
 
@@ -144,7 +166,7 @@ class ChatView(VerticalScroll):
         for block in visible:
             rendered = self._rendered.get(block.id)
             if rendered is None:
-                rendered = _Rendered(self._make(block), len(block.text), block.rev, linked=block.done)
+                rendered = _Rendered(self._make(block), block, len(block.text), block.rev, linked=block.done)
                 self._rendered[block.id] = rendered
                 self._order.append(block.id)
                 new.append(rendered.widget)
@@ -205,6 +227,24 @@ class ChatView(VerticalScroll):
             widget.set_class(block.level == "error", "error")
         rendered.length = len(block.text)
         rendered.rev = block.rev
+        rendered.block = block
+
+    def copy_item(self) -> CopyItem | None:
+        """The lowest message in view (the newest while the pane follows the conversation)."""
+        top, bottom = self.scroll_y, self.scroll_y + self.scrollable_content_region.height
+        shown = [
+            rendered.block
+            for rendered in self._rendered.values()
+            if rendered.widget.virtual_region.y < bottom and rendered.widget.virtual_region.bottom > top
+        ]
+        if not shown:
+            return None
+        block = shown[-1]
+        return CopyItem(block_text(block), COPY_WHAT.get(block.kind, "the note"))
+
+    def action_copy(self) -> None:
+        """Copy the selection, or else the lowest message in view."""
+        copy_selection_or(self)
 
     async def _link_citations(self, block: ChatBlock, rendered: _Rendered, widget: Markdown) -> None:
         """Once an answer is complete, show it again with its citations as links."""

@@ -17,6 +17,7 @@ from rich.style import Style as RichStyle
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
+from textual.selection import Selection
 from textual.strip import Strip
 from textual.timer import Timer
 
@@ -28,6 +29,8 @@ from codex_tui.tui.widgets.highlight import (
     highlight_lines,
     styled_segments,
 )
+from codex_tui.tui.widgets.line_selection import highlight_span, selected_rows, selection_span, strip_text
+from codex_tui.tui.widgets.short_path import shorten_path
 
 EMPTY_TEXT = "No changes yet"
 HIGHLIGHT_CHUNK = 48
@@ -93,6 +96,8 @@ class DiffBody(ScrollView, can_focus=True):
         self.current_hunk: int | None = None
         """Global ordinal of the hunk last moved to (its header is drawn highlighted)."""
         self._strips: LRUCache[tuple[int, int, bool], tuple[Strip, RichStyle]] = LRUCache(512)
+        self._shown: LRUCache[tuple[int, int, int], tuple[Strip, Strip]] = LRUCache(256)
+        """Rows as drawn (cropped, tagged for mouse selection), valid while their row strip is cached."""
         self._spans: LRUCache[tuple[int, str, int], list[LineSpans]] = LRUCache(1024)
         self._resolver: StyleResolver | None = None
         self._prefetch_timer: Timer | None = None
@@ -202,7 +207,42 @@ class DiffBody(ScrollView, can_focus=True):
         if self.diff_layout.split:
             scroll_x = 0
         strip, fill = self._row_strip(index, width)
-        return strip.crop_extend(scroll_x, scroll_x + width, fill)
+        span = selection_span(self.text_selection, index)
+        if span is not None:
+            strip = highlight_span(strip, span, self.screen.get_component_rich_style("screen--selection"))
+            return strip.crop_extend(scroll_x, scroll_x + width, fill).apply_offsets(scroll_x, index)
+        key = (index, scroll_x, width)
+        shown = self._shown.get(key)
+        if shown is None or shown[0] is not strip:
+            shown = self._shown[key] = (
+                strip,
+                strip.crop_extend(scroll_x, scroll_x + width, fill).apply_offsets(scroll_x, index),
+            )
+        return shown[1]
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected rows as drawn (line numbers and signs included, as on screen)."""
+        width = self.scrollable_content_region.width
+        rows = len(self.diff_layout.rows)
+        return selected_rows(selection, 0, rows, lambda y: strip_text(self._row_strip(y, width)[0])), "\n"
+
+    def hunk_in_view(self) -> int | None:
+        """The hunk to act on: the current one when it is on screen, else the first one in view."""
+        rows = self.diff_layout.rows
+        shown = range(
+            self.top_row, min(len(rows), self.top_row + max(1, self.scrollable_content_region.height))
+        )
+        in_view = [rows[index].hunk for index in shown if rows[index].hunk >= 0]
+        if self.current_hunk is not None and self.current_hunk in in_view:
+            return self.current_hunk
+        return in_view[0] if in_view else None
+
+    def hunk_text(self, ordinal: int) -> str:
+        """Hunk `ordinal` as patch text: its `@@` header, then each line with its sign."""
+        file_index, hunk_index = self.diff_layout.hunk_refs[ordinal]
+        hunk = self.patch.files[file_index].hunks[hunk_index]
+        lines = [hunk.header] + [SIGNS[line.kind] + line.text for line in hunk.lines]
+        return "\n".join(lines)
 
     def _empty_line(self, y: int, width: int) -> Strip:
         style = self.get_component_rich_style("diff-view--empty")
@@ -217,7 +257,7 @@ class DiffBody(ScrollView, can_focus=True):
     def _row_strip(self, index: int, width: int) -> tuple[Strip, RichStyle]:
         row = self.diff_layout.rows[index]
         current = row.kind == "hunk" and row.hunk == self.current_hunk
-        key = (index, width if self.diff_layout.split else 0, current)
+        key = (index, width if self.diff_layout.split or row.kind == "file" else 0, current)
         cached = self._strips.get(key)
         if cached is None:
             cached = self._build_row(row, width, current)
@@ -231,7 +271,7 @@ class DiffBody(ScrollView, can_focus=True):
         if row.kind == "pair":
             return self._pair_line(row, width)
         if row.kind == "file":
-            return self._file_header(self.patch.files[row.file])
+            return self._file_header(self.patch.files[row.file], width)
         if row.kind == "hunk":
             hunk_style = style("diff-view--hunk-current" if current else "diff-view--hunk-header")
             marker = "▶ " if current else "  "
@@ -251,24 +291,34 @@ class DiffBody(ScrollView, can_focus=True):
             self._resolver = StyleResolver(self.app.stylesheet.parse_style)
         return self._resolver
 
-    def _file_header(self, file: FileDiff) -> tuple[Strip, RichStyle]:
+    def _file_header(self, file: FileDiff, width: int) -> tuple[Strip, RichStyle]:
+        """` A path  added  +N −M`; in a narrow pane the path's middle gives way, then the status word."""
         base = self.get_component_rich_style("diff-view--file-header")
         resolve = self._resolve().resolve
         tag, tag_style = STATUS_TAGS.get(file.status, ("?", ""))
-        segments = [
-            Segment(f" {tag} ", resolve(base, tag_style)),
-            Segment(clean_line(file.display_path), base),
-            Segment(f"  {file.status}  ", resolve(base, "$foreground 60% not bold")),
-        ]
-        if file.binary:
-            segments.append(Segment("binary", resolve(base, "$foreground 60% not bold")))
-        else:
-            segments += [
+        muted = resolve(base, "$foreground 60% not bold")
+        counts = (
+            [Segment("binary", muted)]
+            if file.binary
+            else [
                 Segment(f"+{file.added}", resolve(base, "$text-success")),
                 Segment(" "),
                 Segment(f"−{file.removed}", resolve(base, "$text-error")),
             ]
-        return Strip(segments), base
+        )
+        path = clean_line(file.display_path)
+        status = f"  {file.status}  "
+        room = width - 3 - len(status) - sum(len(segment.text) for segment in counts)
+        if width > 0 and room < len(path):
+            status = "  "
+            room = width - 3 - len(status) - sum(len(segment.text) for segment in counts)
+            path = shorten_path(path, max(12, room))
+        segments = [
+            Segment(f" {tag} ", resolve(base, tag_style)),
+            Segment(path, base),
+            Segment(status, muted),
+        ]
+        return Strip(segments + counts), base
 
     def _unified_line(self, row: Row, line: DiffLine) -> tuple[Strip, RichStyle]:
         width = self.diff_layout.number_width

@@ -24,6 +24,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from codex_tui.tui.bindings import DIFF_BINDINGS
+from codex_tui.tui.copy_text import CopyItem, copy_selection_or
 from codex_tui.tui.widgets.diff_body import EMPTY_TEXT, STATUS_TAGS, DiffBody
 from codex_tui.tui.widgets.diff_model import (
     DiffLayout,
@@ -34,6 +35,7 @@ from codex_tui.tui.widgets.diff_model import (
     parse_patch,
 )
 from codex_tui.tui.widgets.highlight import clean_line, lexer_for_path
+from codex_tui.tui.widgets.short_path import shorten_path
 
 __all__ = ["EMPTY_TEXT", "DiffBody", "DiffView", "ParsedPatch", "file_list_prompt", "prepare_patch"]
 
@@ -62,15 +64,21 @@ def prepare_patch(text: str) -> ParsedPatch:
     )
 
 
-def file_list_prompt(file: FileDiff) -> Content:
-    """The file list entry: status letter, path, +N −M (styles are theme variables)."""
+def file_list_prompt(file: FileDiff, width: int = 0) -> Content:
+    """The file list entry: status letter, path, +N −M; the path shortened to fit `width` (0: whole)."""
     tag, tag_style = STATUS_TAGS.get(file.status, ("?", "$foreground 60%"))
-    parts: list[str | tuple[str, str]] = [(tag, tag_style), " ", clean_line(file.display_path), "  "]
-    if file.binary:
-        parts.append(("binary", "$foreground 60% italic"))
-    else:
-        parts += [(f"+{file.added}", "$text-success"), " ", (f"−{file.removed}", "$text-error")]
-    return Content.assemble(*parts)
+    counts: list[str | tuple[str, str]] = (
+        [("binary", "$foreground 60% italic")]
+        if file.binary
+        else [(f"+{file.added}", "$text-success"), " ", (f"−{file.removed}", "$text-error")]
+    )
+    room = width - 4 - sum(len(part if isinstance(part, str) else part[0]) for part in counts)
+    path = (
+        shorten_path(clean_line(file.display_path), max(8, room))
+        if width > 0
+        else clean_line(file.display_path)
+    )
+    return Content.assemble((tag, tag_style), " ", path, "  ", *counts)
 
 
 class DiffView(Widget):
@@ -140,6 +148,7 @@ class DiffView(Widget):
         """Index of the file last moved to or picked."""
         self.current_finding: int | None = None
         self._pending_reveal: tuple[str, int] | None = None
+        self._path_width = 0
 
     def compose(self) -> ComposeResult:
         """A file list over the hunks."""
@@ -234,13 +243,28 @@ class DiffView(Widget):
     def _fill_file_list(self, keep_path: str | None) -> None:
         file_list = self.file_list
         file_list.clear_options()
+        width = self._path_width = self._file_list_width()
         file_list.add_options(
-            Option(file_list_prompt(file), id=str(index)) for index, file in enumerate(self.patch.files)
+            Option(file_list_prompt(file, width), id=str(index))
+            for index, file in enumerate(self.patch.files)
         )
         file_list.set_class(not self.patch.files, "-empty")
         keep = self.patch.index_of(keep_path) if keep_path else None
         if self.patch.files:
             file_list.highlighted = keep or 0
+
+    def _file_list_width(self) -> int:
+        """Columns the file list has for one entry (0 before the first layout)."""
+        file_list = self.file_list
+        gutter = file_list.styles.gutter.width + file_list.styles.scrollbar_size_vertical
+        return max(0, self.size.width - gutter)
+
+    def on_resize(self) -> None:
+        """Fit the file list's paths to the new width."""
+        if self.patch.files and self._file_list_width() != self._path_width:
+            highlighted = self.file_list.highlighted
+            keep = self.patch.files[highlighted].path if highlighted is not None else None
+            self._fill_file_list(keep)
 
     # --- review findings --------------------------------------------------------------------
 
@@ -376,6 +400,20 @@ class DiffView(Widget):
         self.body.scroll_to(y=self.diff_layout.file_rows[index], animate=False, immediate=True, force=True)
         if notify:
             self.post_message(self.FileSelected(self, self.patch.files[index].path, index))
+
+    # --- copying ----------------------------------------------------------------------------
+
+    def copy_item(self) -> CopyItem | None:
+        """The current hunk (or the first in view) as patch text."""
+        ordinal = self.body.hunk_in_view()
+        if ordinal is None:
+            return None
+        file = self.patch.files[self.diff_layout.hunk_refs[ordinal][0]]
+        return CopyItem(self.body.hunk_text(ordinal), f"a hunk of {clean_line(file.display_path)}")
+
+    def action_copy(self) -> None:
+        """Copy the selection, or else the current hunk."""
+        copy_selection_or(self)
 
     @on(OptionList.OptionSelected, "#diff-files")
     def _file_picked(self, event: OptionList.OptionSelected) -> None:

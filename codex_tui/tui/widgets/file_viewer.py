@@ -12,12 +12,15 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from textual import on, work
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
+from textual.selection import Selection
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
+from codex_tui.tui.copy_text import CopyItem
 from codex_tui.tui.widgets.highlight import (
     LineSpans,
     StyleResolver,
@@ -26,6 +29,7 @@ from codex_tui.tui.widgets.highlight import (
     lexer_for_path,
     styled_segments,
 )
+from codex_tui.tui.widgets.line_selection import highlight_span, selected_rows, selection_span
 
 
 def split_lines(text: str) -> list[str]:
@@ -82,10 +86,13 @@ class FileView(ScrollView, can_focus=True):
         self.end = 0
         self._generation = 0
         self._resolver: StyleResolver | None = None
+        self._shown: LRUCache[tuple[int, int, int], Strip] = LRUCache(256)
+        """Rows as drawn, by (line, scroll x, width); cleared when the text, highlighting or theme changes."""
 
     def show_text(self, path: str, text: str, start: int = 0, end: int = 0) -> None:
         """Show `text` as the content of `path`, lines `start`–`end` (1-based) marked and in view."""
         self.path = path
+        self._shown.clear()
         self.lines = split_lines(text)
         self.spans = []
         self.start, self.end = start, max(start, end)
@@ -111,11 +118,13 @@ class FileView(ScrollView, can_focus=True):
     def _show_highlighted(self, message: _Highlighted) -> None:
         if message.generation == self._generation:
             self.spans = message.spans
+            self._shown.clear()
             self.refresh()
 
     def notify_style_update(self) -> None:
         """Forget resolved styles when the theme changes."""
         super().notify_style_update()
+        self._shown.clear()
         if self._resolver is not None:
             self._resolver.clear()
 
@@ -130,15 +139,45 @@ class FileView(ScrollView, can_focus=True):
         index = scroll_y + y
         if index >= len(self.lines):
             return Strip.blank(width, self.rich_style)
+        span = selection_span(self.text_selection, index)
+        key = (index, scroll_x, width)
+        if span is None and (shown := self._shown.get(key)) is not None:
+            return shown
         number = index + 1
         cited = self.cited(number)
         gutter = self.get_component_rich_style("file-view--gutter-cited" if cited else "file-view--gutter")
         base = self.get_component_rich_style("file-view--cited" if cited else "file-view--line")
         if self._resolver is None:
             self._resolver = StyleResolver(self.app.stylesheet.parse_style)
-        digits = len(str(len(self.lines)))
         spans = self.spans[index] if index < len(self.spans) else ()
-        segments = [Segment(f"{number:>{digits}} {'▌' if cited else ' '} ", gutter)]
+        segments = [Segment(self._gutter(index), gutter)]
         segments += styled_segments(self.lines[index], spans, base, self._resolver)
         strip = Strip(segments)
-        return strip.crop_extend(scroll_x, scroll_x + width, base)
+        if span is not None:
+            strip = highlight_span(strip, span, self.screen.get_component_rich_style("screen--selection"))
+            return strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(scroll_x, index)
+        shown = self._shown[key] = strip.crop_extend(scroll_x, scroll_x + width, base).apply_offsets(
+            scroll_x, index
+        )
+        return shown
+
+    def _gutter(self, index: int) -> str:
+        digits = len(str(len(self.lines)))
+        return f"{index + 1:>{digits}} {'▌' if self.cited(index + 1) else ' '} "
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected rows as shown (line numbers included, as on screen)."""
+        return selected_rows(selection, 0, len(self.lines), lambda y: self._gutter(y) + self.lines[y]), "\n"
+
+    def copy_item(self) -> CopyItem | None:
+        """The cited lines when the file was opened at some, else the lines in view (text only)."""
+        if not self.lines:
+            return None
+        if self.start > 0:
+            first, last = self.start - 1, min(self.end, len(self.lines))
+            what = f"line {self.start}" if last <= self.start else f"lines {self.start}–{last}"
+        else:
+            first = self.scroll_offset.y
+            last = min(len(self.lines), first + max(1, self.scrollable_content_region.height))
+            what = f"lines {first + 1}–{last}"
+        return CopyItem("\n".join(self.lines[first:last]), f"{what} of {self.path}")

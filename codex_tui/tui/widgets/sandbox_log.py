@@ -17,7 +17,7 @@ import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import count, repeat
+from itertools import count, islice, repeat
 from typing import Any, ClassVar, Literal, NamedTuple, overload
 
 from rich.segment import Segment
@@ -27,11 +27,14 @@ from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.selection import Selection
 from textual.strip import Strip
 from textual.timer import Timer
 
 from codex_tui.tui.bindings import LOG_BINDINGS
+from codex_tui.tui.copy_text import CopyItem, copy_selection_or
 from codex_tui.tui.widgets.highlight import clean_line
+from codex_tui.tui.widgets.line_selection import highlight_span, selected_rows, selection_span
 
 Stream = Literal["stdout", "stderr"]
 LineKind = Literal[
@@ -473,13 +476,19 @@ class SandboxLog(ScrollView, can_focus=True):
                 return Strip([Segment(EMPTY_TEXT, style)]).crop_extend(0, width, self._base)
             return Strip.blank(width, self._base)
         line = lines[index]
+        span = selection_span(self.text_selection, line[3])
+        if span is not None:
+            return self._line_strip(line, scroll_x, width, span)
         key = (line, scroll_x, width)
         strip = self._strips.get(key)
         if strip is None:
             strip = self._strips[key] = self._line_strip(line, scroll_x, width)
         return strip
 
-    def _line_strip(self, line: _Row, scroll_x: int, width: int) -> Strip:
+    def _line_strip(
+        self, line: _Row, scroll_x: int, width: int, selected: tuple[int, int] | None = None
+    ) -> Strip:
+        """One row, cropped to the view, tagged with its row number for mouse selection."""
         kind = line[0]
         base = self._base
         if kind == "stdout":
@@ -487,5 +496,31 @@ class SandboxLog(ScrollView, can_focus=True):
         else:
             style = self.get_component_rich_style(f"sandbox-log--{kind}")
             fill = style if kind in ("command", "continued") else base
-        text = clean_line(line[1])
-        return Strip([Segment(text, style)]).crop_extend(scroll_x, scroll_x + width, fill)
+        strip = Strip([Segment(clean_line(line[1]), style)])
+        if selected is not None:
+            strip = highlight_span(strip, selected, self.screen.get_component_rich_style("screen--selection"))
+        return strip.crop_extend(scroll_x, scroll_x + width, fill).apply_offsets(scroll_x, line[3])
+
+    # --- copying ----------------------------------------------------------------------------
+
+    def get_selection(self, selection: Selection) -> tuple[str, str] | None:
+        """The selected text (rows are numbered as `LogLine.no`, so dropped lines do not shift it)."""
+        first = self._written - len(self._lines)
+        text = selected_rows(selection, first, self._written, self._row_text)
+        return text, "\n"
+
+    def _row_text(self, number: int) -> str:
+        return clean_line(self._lines[number - (self._written - len(self._lines))][1])
+
+    def copy_item(self) -> CopyItem | None:
+        """The lines in view, as shown."""
+        top = self.scroll_offset.y
+        height = max(1, self.scrollable_content_region.height)
+        shown = [clean_line(row[1]) for row in islice(self._lines, top, top + height)]
+        if not shown:
+            return None
+        return CopyItem("\n".join(shown), "the log's visible lines")
+
+    def action_copy(self) -> None:
+        """Copy the selection, or else the lines in view."""
+        copy_selection_or(self)

@@ -1,4 +1,4 @@
-"""The status bar: model, mode, context left, tokens, running and queued counts."""
+"""The status bar: model, mode, context left, tokens and cost, running and queued counts."""
 
 from __future__ import annotations
 
@@ -21,10 +21,16 @@ class StatusInfo:
     running: int
     queued: int
     task: str = ""
+    task_cost: str = ""
+    """The selected task's estimated cost (`$0.42`, `?`), "" to leave it out."""
+    usage: str = ""
+    """The selected task's sandbox meters (`cpu 12% · mem 140M/2.0G · disk 35M`, tui/usage_meter.py)."""
+    total: str = ""
+    """Tokens and cost of all tasks (`48.1k tok · $1.20`, tui/cost.py), "" to leave it out."""
 
 
 def status_content(info: StatusInfo) -> Content:
-    """`model gpt-5 │ mode auto │ context 87% left │ 12.3k tokens │ 2 running · 1 queued`."""
+    """`model gpt-5 │ mode auto │ context 87% │ 12.3k tokens · $0.42 │ all 48k tok · $1.20 │ 2 running`"""
     context = "—" if info.context_left is None else f"{info.context_left}% left"
     context_style = "$foreground-muted"
     if info.context_left is not None and info.context_left < 15:
@@ -43,6 +49,14 @@ def status_content(info: StatusInfo) -> Content:
         (context, context_style),
         sep,
         (f"{format_tokens(info.tokens)} tokens", ""),
+    ]
+    if info.task_cost:
+        parts += [" · ", (info.task_cost, "$secondary")]
+    if info.usage:
+        parts += [sep, (info.usage, "$foreground-muted")]
+    if info.total:
+        parts += [sep, ("all ", "$foreground-muted"), (info.total, "")]
+    parts += [
         sep,
         (f"{info.running} running", "$primary" if info.running else "$foreground-muted"),
         " · ",

@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from codex_tui.tui.attention import ATTENTION_MARKS
 from codex_tui.tui.bindings import TASK_LIST_BINDINGS
 
 STATUS_STYLES: dict[str, str] = {
@@ -39,19 +40,39 @@ class TaskRow:
     removed: int
     tokens: str
     attempt: str
+    cost: str = ""
+    """The task's estimated cost (`$0.42`, `?` for a model with no price; tui/cost.py), "" for none."""
+    attention: str = ""
+    """Why the task needs the user (tui/attention.py: approval, failed, finished), "" for nothing."""
+    conflict: bool = False
+    """Another unapplied task of the same repository changes one of its files (tui/conflicts.py)."""
+
+
+def row_marks(row: TaskRow) -> list[tuple[str, str]]:
+    """Marks before the title: `?` approval (unless the icon is `?`), `!` failed, `★` unseen, `⚠` conflict."""
+    marks: list[tuple[str, str]] = []
+    if row.attention in ATTENTION_MARKS and not (row.attention == "approval" and row.icon == "?"):
+        style = {"approval": "$warning", "failed": "$error"}.get(row.attention, "$success")
+        marks.append((ATTENTION_MARKS[row.attention] + " ", f"bold {style}"))
+    if row.conflict:
+        marks.append(("⚠ ", "bold $warning"))
+    return marks
 
 
 def render_row(row: TaskRow, width: int) -> Content:
-    """Two lines: `● title` and `  1m 05s  +12 −3  4.2k tok  2/2 status`."""
+    """Two lines: `● title` and `  1m 05s  +12 −3  4.2k tok $0.42  2/2 status`."""
     style = STATUS_STYLES.get(row.status, "$foreground")
-    title_width = max(8, width - 2)
+    marks = row_marks(row)
+    title_width = max(8, width - 2 - sum(len(text) for text, _ in marks))
     title = row.title if len(row.title) <= title_width else row.title[: title_width - 1] + "…"
-    parts: list[tuple[str, str] | str] = [(row.icon, f"bold {style}"), " ", (title, "bold")]
+    parts: list[tuple[str, str] | str] = [(row.icon, f"bold {style}"), " ", *marks, (title, "bold")]
     details: list[tuple[str, str] | str] = ["\n  "]
     if row.elapsed:
         details += [(row.elapsed, "$foreground-muted"), "  "]
     details += [(f"+{row.added}", "$success"), " ", (f"−{row.removed}", "$error"), "  "]
     details += [(f"{row.tokens} tok", "$foreground-muted")]
+    if row.cost:
+        details += [" ", (row.cost, "$foreground-muted")]
     if row.attempt:
         details += ["  ", (row.attempt, "$secondary")]
     details += ["  ", (STATUS_LABELS.get(row.status, row.status), style)]
