@@ -3,7 +3,9 @@
     python scripts/screenshots.py [--out screenshots] [--size 160x45] [--sandbox-backend auto|docker|local]
     python scripts/screenshots.py --record-session tests/data/demo_session.json
 
-Shots: three tasks running, the approval dialog, the diff pane, the sandbox log, the to-do list,
+Shots: three tasks running (the panes layout), mission control and its attention inbox, the
+approval dialog, the panes of a finished task, the diff, then in the tabs layout the chat, the
+sandbox log and the to-do list,
 the compare view of two attempts, the main view in two more themes, then (scripted reviewer and
 Ask answer of the demo) the Review pane, the compare view with verdicts, an Ask answer and the
 read-only file viewer at a cited line; last, on a replay whose task kept the chat screenshot as an
@@ -56,6 +58,7 @@ from codex_tui.tui.images import RENDERER_ENV  # noqa: E402
 from codex_tui.tui.screens.approval import ApprovalScreen  # noqa: E402
 from codex_tui.tui.screens.compare import CompareScreen  # noqa: E402
 from codex_tui.tui.screens.file_viewer import FileViewerScreen  # noqa: E402
+from codex_tui.tui.screens.mission import MissionScreen  # noqa: E402
 from codex_tui.tui.screens.preview import PreviewScreen  # noqa: E402
 from codex_tui.tui.source import RolloutReplay  # noqa: E402
 from codex_tui.tui.widgets.artifact_list import ArtifactList  # noqa: E402
@@ -128,9 +131,21 @@ async def take_all(app: CodexApp, pilot: Pilot[int], shots: Shooter) -> None:
         "plans and commands",
     )
     await pilot.pause(0.3)
-    shots.shoot("main-running")
+    shots.shoot("main-running")  # the panes layout: chat | to-do over the live log
 
-    await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), 60, "the approval dialog")
+    await wait_for(
+        pilot, lambda: any(t.approvals for t in state.visible_tasks()), 60, "a task waiting for approval"
+    )
+    await pilot.press("f11")
+    await wait_for(pilot, lambda: isinstance(app.screen, MissionScreen), 20, "mission control")
+    await pilot.pause(0.5)
+    shots.shoot("mission")
+    await pilot.press("i")
+    await pilot.pause(0.3)
+    shots.shoot("attention-inbox")
+    await pilot.press("escape")
+    await pilot.press("ctrl+f")  # jump to the task that waits: its approval opens
+    await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), 20, "the approval dialog")
     await pilot.pause(0.3)
     shots.shoot("approval")
     await pilot.press("y")
@@ -142,17 +157,22 @@ async def take_all(app: CodexApp, pilot: Pilot[int], shots: Shooter) -> None:
     first = tasks[0]
     app.goto_task(first.id)
     await pilot.pause(0.3)
-    shots.shoot("chat")
+    shots.shoot("panes")
     await pilot.press("f4")
     await wait_for(pilot, lambda: app.shown_diff == (first.id, first.diff_rev), 20, "the diff")
     await pilot.pause(0.5)
     shots.shoot("diff")
+    await pilot.press("f12", "f12")  # auto → panes → tabs: one pane at a time for the next shots
+    await pilot.press("f2")
+    await pilot.pause(0.3)
+    shots.shoot("chat")
     await pilot.press("f5")
     await pilot.pause(0.5)
     shots.shoot("log")
     await pilot.press("f3")
     await pilot.pause(0.3)
     shots.shoot("todo")
+    await pilot.press("f12")  # tabs → auto again
 
     attempt = next(t for t in tasks if t.attempts > 1)
     app.goto_task(attempt.id)
