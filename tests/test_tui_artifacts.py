@@ -329,3 +329,15 @@ async def test_clicking_a_viewed_image_line_previews_its_host_copy(tmp_path: Pat
         await pilot.click(line)
         screen = await wait_preview(pilot)
         assert screen.preview is not None and screen.preview.kind == "image"
+
+
+def test_only_terminals_known_for_graphics_are_asked_about_them_at_start() -> None:
+    from codex_tui.tui.images import graphics_terminal
+
+    assert graphics_terminal({"TERM": "xterm-kitty"}) and graphics_terminal({"TERM_PROGRAM": "WezTerm"})
+    assert graphics_terminal({"TERM": "foot"}) and graphics_terminal({"WT_SESSION": "1"})
+    assert graphics_terminal({"TERM": "xterm-256color", RENDERER_ENV: "auto"})
+    # tmux and plain xterms never answer the graphics questions: half-blocks, no start-up wait
+    assert not graphics_terminal({"TERM": "tmux-256color"})
+    assert not graphics_terminal({"TERM": "xterm-256color", "COLORTERM": "truecolor"})
+    assert not graphics_terminal({"TERM": "xterm-kitty", RENDERER_ENV: "halfcell"})

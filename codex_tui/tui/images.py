@@ -1,27 +1,67 @@
 """Images drawn in the terminal with textual-image: Kitty graphics, Sixel or Unicode half-blocks.
 
 textual-image asks the terminal what it supports when it is imported, which must happen before
-Textual takes over the terminal; this module is imported by the app for that reason. Setting
-`CODEX_TUI_IMAGES=halfcell` forces the half-block renderer (tests and snapshots: the same output
-on every machine). The widget's size in cells is computed here from the picture's own size, so
-the layout does not depend on the terminal's reported cell size either.
+Textual takes over the terminal; this module is imported by the app for that reason. The questions
+wait for answers a terminal without graphics never sends (tmux, most Linux terminals: ~0.6 s of
+start-up, and a warning printed before the app starts), so they are asked only of terminals known
+for Kitty graphics or Sixel (`graphics_terminal`); elsewhere pictures are drawn with half-blocks.
+`CODEX_TUI_IMAGES=halfcell` forces half-blocks (tests and snapshots: the same output on every
+machine), `CODEX_TUI_IMAGES=auto` asks any terminal. The widget's size in cells is computed here
+from the picture's own size, so the layout does not depend on the terminal's reported cell size.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import sys
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from PIL import Image as PILImage
 from textual.widget import Widget
-from textual_image.renderable import Image as AutoRenderable
-from textual_image.renderable import UnicodeImage
-from textual_image.widget import HalfcellImage
-from textual_image.widget import Image as AutoImage
 
 RENDERER_ENV = "CODEX_TUI_IMAGES"
-"""`halfcell` forces Unicode half-blocks; anything else (or unset) picks what the terminal supports."""
+"""`halfcell` forces Unicode half-blocks, `auto` asks any terminal; unset: see graphics_terminal."""
+GRAPHICS_TERM_PROGRAMS = frozenset({"WezTerm", "iTerm.app", "ghostty", "mintty", "rio", "contour"})
+GRAPHICS_TERMS = ("xterm-kitty", "foot", "mlterm", "xterm-ghostty", "contour", "yaft", "-sixel")
+
+
+def graphics_terminal(env: Mapping[str, str]) -> bool:
+    """Is this a terminal worth asking about Kitty graphics or Sixel (it will answer quickly)?"""
+    setting = env.get(RENDERER_ENV, "").strip().lower()
+    if setting in ("halfcell", "auto"):
+        return setting == "auto"
+    term = env.get("TERM", "")
+    return bool(
+        env.get("KITTY_WINDOW_ID")
+        or env.get("WT_SESSION")
+        or env.get("KONSOLE_VERSION")
+        or env.get("TERM_PROGRAM", "") in GRAPHICS_TERM_PROGRAMS
+        or any(term == name or (name.startswith("-") and term.endswith(name)) for name in GRAPHICS_TERMS)
+    )
+
+
+@contextlib.contextmanager
+def _unasked_terminal() -> Iterator[None]:
+    """While textual-image is imported, it sees no terminal: it asks nothing and picks text output."""
+    real = sys.__stdout__
+    sys.__stdout__ = io.StringIO()  # type: ignore[misc,assignment]  # isatty() is False
+    try:
+        yield
+    finally:
+        sys.__stdout__ = real  # type: ignore[misc]
+
+
+logging.getLogger("textual_image").setLevel(logging.ERROR)  # nothing printed before the app starts
+with contextlib.nullcontext() if graphics_terminal(os.environ) else _unasked_terminal():
+    from textual_image.renderable import Image as AutoRenderable
+    from textual_image.renderable import UnicodeImage
+    from textual_image.widget import HalfcellImage
+    from textual_image.widget import Image as AutoImage
 MAX_DECODED_SIDE = 1024
 """Pictures are shrunk to this many pixels per side once decoded (a preview needs no more)."""
 MAX_IMAGE_PIXELS = 64_000_000
