@@ -156,3 +156,11 @@ def test_demo_tasks_are_priced_like_the_model_they_stand_for(tmp_path: Path) -> 
     for model in ("scripted", "scripted:fix-median", "scripted:demo-review"):
         cost = estimate(model, usage, config.pricing)
         assert cost is not None and cost.usd == pytest.approx(DEFAULT_PRICES[PRICED_AS].input)
+
+
+def test_a_narrow_task_list_drops_the_cost_then_the_tokens_so_a_card_keeps_two_lines() -> None:
+    row = TaskRow("t-1", "✔", "ready", "Add reading_time()", "8.2 s", 21, 1, "9.6k", "1/2", cost="$0.01")
+    assert render_row(row, 60).plain.splitlines()[1] == "  8.2 s  +21 −1  9.6k tok $0.01  1/2  ready"
+    assert render_row(row, 42).plain.splitlines()[1] == "  8.2 s  +21 −1  9.6k tok  1/2  ready"
+    assert render_row(row, 30).plain.splitlines()[1] == "  8.2 s  +21 −1  1/2  ready"
+    assert len(render_row(row, 20).plain.splitlines()) == 2

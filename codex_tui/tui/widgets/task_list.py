@@ -66,17 +66,28 @@ def render_row(row: TaskRow, width: int) -> Content:
     title_width = max(8, width - 2 - sum(len(text) for text, _ in marks))
     title = row.title if len(row.title) <= title_width else row.title[: title_width - 1] + "…"
     parts: list[tuple[str, str] | str] = [(row.icon, f"bold {style}"), " ", *marks, (title, "bold")]
-    details: list[tuple[str, str] | str] = ["\n  "]
-    if row.elapsed:
+    details: list[tuple[str, str] | str] = []
+    for drop in ((), ("cost",), ("cost", "tokens"), ("cost", "tokens", "elapsed")):
+        details = _details(row, style, set(drop))
+        if 2 + sum(len(d if isinstance(d, str) else d[0]) for d in details) <= width:
+            break  # a narrow list drops the cost, then the tokens, then the time: one line stays one
+    details.insert(0, "\n  ")
+    return Content.assemble(*parts, *details)
+
+
+def _details(row: TaskRow, style: str, drop: set[str]) -> list[tuple[str, str] | str]:
+    details: list[tuple[str, str] | str] = []
+    if row.elapsed and "elapsed" not in drop:
         details += [(row.elapsed, "$foreground-muted"), "  "]
-    details += [(f"+{row.added}", "$success"), " ", (f"−{row.removed}", "$error"), "  "]
-    details += [(f"{row.tokens} tok", "$foreground-muted")]
-    if row.cost:
+    details += [(f"+{row.added}", "$success"), " ", (f"−{row.removed}", "$error")]
+    if "tokens" not in drop:
+        details += ["  ", (f"{row.tokens} tok", "$foreground-muted")]
+    if row.cost and "cost" not in drop:
         details += [" ", (row.cost, "$foreground-muted")]
     if row.attempt:
         details += ["  ", (row.attempt, "$secondary")]
     details += ["  ", (STATUS_LABELS.get(row.status, row.status), style)]
-    return Content.assemble(*parts, *details)
+    return details
 
 
 class TaskList(OptionList):
