@@ -35,6 +35,7 @@ run: install
 ## The whole test suite: unit, integration (real Docker engine), TUI (Pilot + snapshots), e2e (tmux),
 ## and as root the Kubernetes tests on a real cluster (its build runs in the background meanwhile).
 test: docker
+	bash scripts/ensure_tools.sh
 	PYTHON=$(BIN)/python bash scripts/test_all.sh
 
 ## Everything but the Docker and tmux tests (for a quick loop while editing).
