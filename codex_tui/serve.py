@@ -12,16 +12,19 @@ over a websocket). Whoever can open that websocket drives the user's agents, so:
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import errno
 import hmac
 import ipaddress
 import logging
+import re
 import secrets
 import shlex
 import signal
 import socket
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -87,23 +90,28 @@ def public_url(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}{path}"
 
 
+_HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?")
+"""A Host header as a browser sends it: a name, an IPv4 or a bracketed IPv6 address, maybe a port."""
+
+
 def _netloc_host(netloc: str) -> str | None:
-    try:
-        return urlsplit(f"//{netloc}").hostname
-    except ValueError:
-        return None
+    """The host named by a Host header, None unless the header is plainly `host[:port]` (a header
+    like `attacker.example@localhost` or `localhost/@attacker.example` names no host)."""
+    match = _HOST_HEADER.fullmatch(netloc)
+    return match.group(1) if match else None
 
 
 def cleaned_stream(source: asyncio.StreamReader) -> asyncio.StreamReader:
     """A reader of `source` with terminal control sequences removed: what an app writes on stderr
     may quote a task (a traceback over a model's or a sandbox's text) and reaches the terminal."""
     cleaned = asyncio.StreamReader()
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")  # a character cut between reads
 
     async def pump() -> None:
         try:
             while chunk := await source.read(4096):
-                text = strip_controls(chunk.decode("utf-8", "replace"))
-                cleaned.feed_data(text.encode("utf-8"))
+                cleaned.feed_data(strip_controls(decoder.decode(chunk)).encode("utf-8"))
+            cleaned.feed_data(strip_controls(decoder.decode(b"", final=True)).encode("utf-8"))
         finally:
             cleaned.feed_eof()
 
@@ -334,10 +342,23 @@ def bind_error(host: str, port: int, exc: OSError) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
+class PlainLineFormatter(logging.Formatter):
+    """One line per record, without control sequences: records quote what anyone who reaches the
+    port sent (aiohttp logs a malformed request with its traceback), and that text reaches a terminal."""
+
+    def formatException(self, ei: Any) -> str:
+        """The exception's last line, not its traceback."""
+        return "".join(traceback.format_exception_only(ei[1])).strip() if ei[1] is not None else ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of plain text."""
+        return " ".join(strip_controls(super().format(record)).split())
+
+
 def quiet_logging() -> None:
     """Warnings of textual-serve and aiohttp on stderr as plain lines (no banner, no access log)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("codex-tui serve: %(message)s"))
+    handler.setFormatter(PlainLineFormatter("codex-tui serve: %(message)s"))
     for name in ("textual-serve", "aiohttp", "asyncio", "codex_tui.serve"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]

@@ -263,3 +263,51 @@ async def test_repository_setup_script_sees_the_repository_on_a_remote_engine(
     finally:
         await sandbox.stop()
         docker_engine.images.remove(sandbox.image, force=True)
+
+
+@pytest.mark.docker
+async def test_a_read_only_tasks_writes_do_not_come_back_with_a_later_escalated_command(
+    make_remote_sandbox: MakeSandbox, sandbox_workspace: Path
+) -> None:
+    (sandbox_workspace / "code.py").write_text("honest\n")
+    (sandbox_workspace / "keep.txt").write_text("kept\n")
+    (sandbox_workspace / "dir").mkdir()
+    (sandbox_workspace / "dir" / "inner.txt").write_text("inner\n")
+    sandbox = make_remote_sandbox(mode="read-only")
+    await sandbox.start()
+    # Not escalated, so never copied back: but the copy in the container is writable.
+    code, out, _ = await run(
+        sandbox,
+        "echo evil > code.py && echo planted > planted.txt && rm keep.txt && rm -r dir && ln -s /etc dir "
+        "&& mkdir -p new/deep && echo x > new/deep/f && chmod 555 new/deep new",
+    )
+    assert code == 0, out
+    assert not (sandbox_workspace / "planted.txt").exists()
+    # The user approves an innocent escalated command: only what it did comes back.
+    result = await sandbox.exec(
+        ["sh", "-c", "cat code.py keep.txt dir/inner.txt > esc.txt; exit 0"], escalated=True
+    )
+    assert result.exit_code == 0, result.note
+    assert (sandbox_workspace / "code.py").read_text() == "honest\n"
+    assert (sandbox_workspace / "keep.txt").read_text() == "kept\n"
+    assert (sandbox_workspace / "dir" / "inner.txt").read_text() == "inner\n"
+    assert not (sandbox_workspace / "planted.txt").exists() and not (sandbox_workspace / "new").exists()
+    assert (sandbox_workspace / "esc.txt").read_text() == "honest\nkept\ninner\n", "it saw the host's files"
+
+
+@pytest.mark.docker
+async def test_long_and_undecodable_names_come_back_through_the_guarded_tar_reader(
+    make_remote_sandbox: MakeSandbox, sandbox_workspace: Path
+) -> None:
+    sandbox = make_remote_sandbox()
+    await sandbox.start()
+    long_dir = "/".join(["d" * 120] * 3)
+    code, out, note = await run(
+        sandbox,
+        f"mkdir -p {long_dir} && echo deep > {long_dir}/{'f' * 200} "
+        f"&& printf 'raw' > \"$(printf 'caf\\351')\" && ln -s {'t' * 3000} long-link",
+    )
+    assert (code, note) == (0, ""), out
+    assert (sandbox_workspace / long_dir / ("f" * 200)).read_text() == "deep\n"
+    assert (sandbox_workspace / os.fsdecode(b"caf\xe9")).read_bytes() == b"raw"
+    assert os.readlink(sandbox_workspace / "long-link") == "t" * 3000

@@ -115,7 +115,8 @@ def test_demo_runs_to_the_end_and_the_diff_pane_shows_the_fix(pane: Pane) -> Non
     while time.monotonic() < deadline:
         text = pane.text()
         if "Approval needed" in text and "Approve once" in text:
-            pane.keys("y")
+            pane.keys("y")  # once: a second `y` after the dialog closed would land in the composer
+            pane.wait(lambda t: "Approve once" not in t, 20, "the approval dialog to close")
         elif "approval?" in text and "Approve once" not in text:
             pane.keys("C-f")  # the approval waits in the attention inbox: jump to its task
         elif "0 running · 0 queued" in text and text.count("ready") >= 4:

@@ -223,3 +223,13 @@ def test_a_running_tiles_meters_show_its_sandboxs_cpu_memory_and_disk() -> None:
     assert "cpu 42%" in tile_content(info, 60, 10).plain
     task.status = "ready"
     assert tile_info(task, None).meters == ""  # a finished task's last sample is not news
+
+
+def test_a_review_of_a_change_does_not_conflict_with_the_change_it_reviews() -> None:
+    ev = Events()
+    ev.task("change", "ready")
+    ev.task("review", "ready")
+    ev.state.tasks["review"].kind = "review"  # its diff is the change under review, never applied
+    ev.diff("change", "calc.py")
+    ev.diff("review", "calc.py")
+    assert find_conflicts(ev.state.visible_tasks()) == {}

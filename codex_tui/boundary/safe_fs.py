@@ -278,18 +278,19 @@ class CheckoutRoot:
         `.git` names are skipped. `keep(entries)` gets one folder's entries at a time and says which
         are reported (and, for folders, entered); `descend(path)` is asked before a folder's own
         entries are listed, so a caller can load that folder's ignore rules first. Special files
-        have the kind "other".
+        have the kind "other". A folder is opened (from the root, one component at a time) only when
+        its turn comes: one descriptor at a time, however wide the tree.
         """
-        pending: list[tuple[list[str], int]] = [([], os.dup(self.fd))]
-        try:
-            while pending:
-                parts, fd = pending.pop(0)
-                try:
-                    yield from self._scan_dir(parts, fd, descend, keep, pending)
-                finally:
-                    os.close(fd)
-        finally:
-            for _parts, fd in pending:
+        pending: list[list[str]] = [[]]
+        while pending:
+            parts = pending.pop(0)
+            try:
+                fd = self._open_dir(parts)
+            except (OSError, UnsafePath):
+                continue
+            try:
+                yield from self._scan_dir(parts, fd, descend, keep, pending)
+            finally:
                 os.close(fd)
 
     def _scan_dir(
@@ -298,7 +299,7 @@ class CheckoutRoot:
         fd: int,
         descend: Callable[[str], bool],
         keep: KeepFn,
-        pending: list[tuple[list[str], int]],
+        pending: list[list[str]],
     ) -> Iterator[Entry]:
         prefix = "/".join(parts)
         if prefix and not descend(prefix):
@@ -320,12 +321,7 @@ class CheckoutRoot:
             if not wanted:
                 continue
             if entry.kind == "dir" and len(parts) < MAX_DEPTH:
-                name = entry.path.rsplit("/", 1)[-1]
-                try:
-                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                except OSError:
-                    continue
-                pending.append(([*parts, name], child))
+                pending.append([*parts, entry.path.rsplit("/", 1)[-1]])
             yield entry
 
     def open_regular(self, path: str, expected: os.stat_result) -> int:

@@ -4,6 +4,10 @@ Command output, model text, file names and messages quoting them can carry escap
 write the clipboard (OSC 52), retitle the window, clear the screen or move the cursor. Textual and
 Rich drop only a few C0 characters (BEL, BS, VT, FF, CR) and let ESC and C1 through, so every
 front end passes untrusted text through :func:`strip_controls` before it prints or draws it.
+
+Two more kinds of code point go too: lone surrogates (JSON's `\\ud800` decodes to one; it is not
+UTF-8, so the web driver's encode of a frame holding it raises) and the bidi embeddings, overrides
+and isolates U+202A–U+202E, U+2066–U+2069 (a bidi terminal would show a command reversed).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ _CONTROLS: Final = re.compile(
     # One leading character class lets `re` skip plain text fast (about 10x); what follows the
     # control character is chosen by looking back at it.
     rf"""
-    [\x00-\x08\x0b-\x1f\x7f-\x9f]                              # any C0 but \t \n, DEL, C1 ...
+    [\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]  # C0 but \t \n, DEL, C1, ...
     (?:
         (?<=\x1b) (?:
             \[ [0-?]* [ -/]* [@-~]                                   # CSI, e.g. ESC [ 2 J
@@ -34,5 +38,6 @@ _CONTROLS: Final = re.compile(
 
 
 def strip_controls(text: str) -> str:
-    """`text` without terminal control characters or escape sequences; newline and tab stay, CRLF is LF."""
+    """`text` without terminal control characters, escape sequences, lone surrogates or bidi overrides;
+    newline and tab stay, CRLF is LF."""
     return _CONTROLS.sub("", text)

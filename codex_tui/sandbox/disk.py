@@ -354,44 +354,137 @@ def _check_watched(quota: DiskQuota) -> str:
     )
 
 
+_DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+OPEN_FOLDERS_MAX = 64
+"""Folders `usage_bytes` holds open at once, however deep the tree (the deepest ones)."""
+
+
 def usage_bytes(root: Path, *, max_entries: int | None = None) -> int:
     """Bytes allocated under `root` on its filesystem: no link followed, hard links counted once.
 
-    With `max_entries`, the walk stops after that many entries (the total so far: a lower bound).
+    Every folder is opened from its parent's descriptor (`O_NOFOLLOW`, never by path: no length
+    limit, no link on the way) and listed only if it still is the folder its parent listed (device,
+    inode); back up, a folder whose descriptor was let go is reopened as `..` of its child and
+    checked the same way. With `max_entries`, the walk stops after that many entries (the total so
+    far: a lower bound).
     """
-    limit = max_entries if max_entries is not None else float("inf")
-    seen_entries = 0
     try:
-        device = root.lstat().st_dev
+        fd = os.open(root, _DIR_OPEN)
     except OSError:
         return 0
-    seen: set[int] = set()
-    total = 0
-    pending = [str(root)]
-    while pending:
-        folder = pending.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            seen_entries += 1
-            if seen_entries > limit:
-                return total
+    top = os.fstat(fd)
+    walk = _UsageWalk(top.st_dev, max_entries if max_entries is not None else float("inf"))
+    try:
+        walk.run(fd, top.st_ino)
+    finally:
+        walk.close()
+    return walk.total
+
+
+@dataclass(slots=True)
+class _Folder:
+    """A folder being walked: its descriptor (None once let go), inode and subfolders not yet entered."""
+
+    fd: int | None
+    inode: int
+    subfolders: list[tuple[str, int]]
+
+
+@dataclass(slots=True)
+class _UsageWalk:
+    """One depth-first walk of `usage_bytes`: the folders entered, the bytes and entries so far."""
+
+    device: int
+    limit: float
+    total: int = 0
+    entries: int = 0
+    seen: set[int] = field(default_factory=set)
+    stack: list[_Folder] = field(default_factory=list)
+    open_count: int = 0
+    """The folders of `stack` holding a descriptor: always its deepest ones."""
+
+    def run(self, fd: int, inode: int) -> None:
+        """Walk from the folder `fd` (the walk takes it) until done or past the entry limit."""
+        if not self._enter(fd, inode):
+            return
+        while self.stack:
+            here = self.stack[-1]
+            if not here.subfolders or here.fd is None:
+                self._leave()
+                continue
+            name, inode = here.subfolders.pop()
             try:
-                info = entry.stat(follow_symlinks=False)
+                child = os.open(name, _DIR_OPEN, dir_fd=here.fd)
             except OSError:
                 continue
-            if info.st_dev != device:
-                continue
-            if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):
-                if info.st_ino in seen:
-                    continue
-                seen.add(info.st_ino)
-            total += info.st_blocks * 512
-            if stat.S_ISDIR(info.st_mode):
-                pending.append(entry.path)
-    return total
+            if not self._enter(child, inode):
+                return
+
+    def _enter(self, fd: int, inode: int) -> bool:
+        """List the folder `fd` if it still is `inode` (the stack takes `fd`); False past the limit."""
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (self.device, inode):
+            os.close(fd)
+            return True
+        folder = _Folder(fd, inode, [])
+        self.stack.append(folder)
+        self.open_count += 1
+        try:
+            with os.scandir(fd) as listing:
+                for entry in listing:
+                    self.entries += 1
+                    if self.entries > self.limit:
+                        return False
+                    with contextlib.suppress(OSError):
+                        self._count(entry.name, entry.stat(follow_symlinks=False), folder)
+        except OSError:
+            folder.subfolders.clear()
+        while self.open_count > OPEN_FOLDERS_MAX:
+            shallow = self.stack[len(self.stack) - self.open_count]
+            if shallow.fd is not None:
+                os.close(shallow.fd)
+                shallow.fd = None
+            self.open_count -= 1
+        return True
+
+    def _count(self, name: str, info: os.stat_result, folder: _Folder) -> None:
+        if info.st_dev != self.device:
+            return
+        if info.st_nlink > 1 and not stat.S_ISDIR(info.st_mode):
+            if info.st_ino in self.seen:
+                return
+            self.seen.add(info.st_ino)
+        self.total += info.st_blocks * 512
+        if stat.S_ISDIR(info.st_mode):
+            folder.subfolders.append((name, info.st_ino))
+
+    def _leave(self) -> None:
+        """Pop the deepest folder; its parent, if let go, is reopened as its `..` (and checked)."""
+        done = self.stack.pop()
+        if done.fd is None:
+            return
+        parent = self.stack[-1] if self.stack else None
+        try:
+            if parent is not None and parent.fd is None:
+                up = os.open("..", _DIR_OPEN, dir_fd=done.fd)
+                st = os.fstat(up)
+                if (st.st_dev, st.st_ino) == (self.device, parent.inode):
+                    parent.fd = up
+                    self.open_count += 1
+                else:  # moved meanwhile: the rest of that folder is not measured
+                    os.close(up)
+        except OSError:
+            pass
+        finally:
+            os.close(done.fd)
+            self.open_count -= 1
+
+    def close(self) -> None:
+        """Release the descriptors still held."""
+        for folder in self.stack:
+            if folder.fd is not None:
+                os.close(folder.fd)
+        self.stack.clear()
 
 
 # --- running the tools -------------------------------------------------------------------------

@@ -14,6 +14,11 @@ as tar streams, as for the Kubernetes backend (`sync.py`):
   and the changed files come back as a tar from `tar -c` in an exec, checked member by member by
   `sync.apply_pull` (THE SANDBOX BOUNDARY: no link followed, no special file, bounded sizes).
 
+A read-only task's copy in the container is writable, but its commands' changes never come back;
+before a command that is copied back (an escalated one) `revert` puts every path that changed in
+the container since the last synchronisation back to the host's version, so the copy back carries
+that command's changes only, never what earlier read-only commands wrote.
+
 `sandbox.docker_sync` ("auto", "mount", "copy") overrides the choice; auto copies unless the engine
 is reached through a unix socket.
 """
@@ -33,6 +38,7 @@ import docker
 from docker.errors import DockerException
 from docker.types import Mount
 
+from codex_tui.boundary.terminal import strip_controls
 from codex_tui.sandbox.base import ExecResult, SandboxError, SandboxSpec
 from codex_tui.sandbox.engine import engine_location, in_thread
 from codex_tui.sandbox.k8s_exec import Captured, ExecStatus
@@ -59,12 +65,15 @@ SPOOL_MEMORY: Final = 8 << 20
 STDERR_KEEP: Final = 4096
 _LIST = f"cd {WORKDIR} || exit 1; " + POD_MANIFEST
 _PUSH = (
-    f'cd {WORKDIR} || exit 1; if [ -s "$1" ]; then xargs -0 -r rm -rf -- < "$1" || exit 1; fi; '
+    f'cd {WORKDIR} || exit 1; if [ -s "$1" ]; then xargs -0 -r chmod -R u+rwX -- < "$1" 2>/dev/null; '
+    'xargs -0 -r rm -rf -- < "$1" || exit 1; fi; '
     'if [ -s "$2" ]; then tar -x -p -f "$2" || exit 1; fi; '
 ) + POD_MANIFEST
-"""Host -> container, run as the commands' uid: delete the listed paths, extract the tar, then print
-the new manifest."""
-PULL_SCRIPT: Final = f'cd {WORKDIR} || exit 1; tar -c -f - --null --no-recursion --hard-dereference -T "$1"'
+"""Host -> container, run as the commands' uid: delete the listed paths (made writable first: a
+command may have locked a folder), extract the tar, then print the new manifest."""
+PULL_SCRIPT: Final = (
+    f'cd {WORKDIR} || exit 1; tar -c -f - --format=gnu --null --no-recursion --hard-dereference -T "$1"'
+)
 """Container -> host: a tar of the listed paths (hard links stored as files)."""
 
 
@@ -94,11 +103,13 @@ class WorkspaceCopy:
         self._client: docker.DockerClient | None = None
         self._container = ""
         self._state = SyncState()
+        self._unsynced = False
+        """A command ran whose changes were not copied back: the container's copy may differ."""
 
     def describe(self) -> str:
         """How the workspace reaches the container, for the sandbox's one-line description."""
         return (
-            "workspace copied in, never back"
+            "workspace copied in; only escalated commands' changes come back"
             if self.spec.read_only
             else "workspace copied in and back as data"
         )
@@ -129,9 +140,12 @@ class WorkspaceCopy:
         """Push the host's changes, run `command`, then copy its changes back (when `pull`; also
         after an interrupted command), adding what was refused to the result's note."""
         try:
+            if pull and self._unsynced:
+                await self.revert()
             await self.push()
         except SyncError as exc:
             raise SandboxError(f"could not copy the host's changes into the sandbox: {exc}") from None
+        self._unsynced = self._unsynced or not pull
         try:
             result = await command()
         except asyncio.CancelledError:
@@ -153,10 +167,26 @@ class WorkspaceCopy:
         changes = diff_manifests(self._state.host, host)
         if not changes:
             return
-        await in_thread(self._put_push_files, nul_list(changes.delete), changes.copy)
-        argv = ["sh", "-c", _PUSH, "sh", f"{SYNC_DIR}/delete.list", f"{SYNC_DIR}/push.tar"]
-        self._state.box = self._manifest_from(await self._capture(argv), "copy changes into the sandbox")
+        await self._send(changes.delete, changes.copy, "copy changes into the sandbox")
         self._state.host = host
+
+    async def revert(self) -> None:
+        """Undo in the container what commands not copied back changed (a read-only task's): every
+        path changed there since the last synchronisation is removed, then the host's version put
+        back. SandboxError when that fails (the next command must not run on the tampered copy)."""
+        box = self._manifest_from(await self._capture(["sh", "-c", _LIST]), "list the workspace")
+        drift = diff_manifests(self._state.box, box)
+        if drift:
+            changed = {*drift.copy, *drift.delete}
+            restore = [path for path in all_paths(self._state.host) if path in changed]
+            await self._send(sorted(changed), restore, "undo the changes of commands not copied back")
+        self._unsynced = False
+
+    async def _send(self, delete: list[str], copy: list[str], what: str) -> None:
+        """Delete `delete` in the container's copy, then put the host's `copy` there (commands' uid)."""
+        await in_thread(self._put_push_files, nul_list(delete), copy)
+        argv = ["sh", "-c", _PUSH, "sh", f"{SYNC_DIR}/delete.list", f"{SYNC_DIR}/push.tar"]
+        self._state.box = self._manifest_from(await self._capture(argv), what)
 
     def _put_push_files(self, deleted: bytes, copied: list[str]) -> None:
         """`delete.list` and `push.tar` (empty when there is nothing of that kind) into SYNC_DIR."""
@@ -238,7 +268,7 @@ class WorkspaceCopy:
     def _ok(self, out: Captured, what: str) -> IO[bytes]:
         if out.status.exit_code == 0 and not out.overflow:
             return out.stdout
-        lines = out.stderr.decode("utf-8", "replace").strip().splitlines()
+        lines = strip_controls(out.stderr.decode("utf-8", "replace")).strip().splitlines()
         detail = f": {lines[-1]}" if lines else ""
         raise SandboxError(
             f"could not {what} for task {self.spec.task_id} (exit {out.status.exit_code}){detail}"

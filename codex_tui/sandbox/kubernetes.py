@@ -73,7 +73,10 @@ _PUSH = (
 ) + POD_MANIFEST
 """Host -> pod: deletions (a NUL list for `rm`) or a tar, read as exactly N bytes from stdin (a
 1.20 server cannot close stdin); then the new manifest when asked."""
-_PULL = 'cd /workspace || exit 1; head -c "$1" | tar -c -f - --null --no-recursion --hard-dereference -T -'
+_PULL = (
+    'cd /workspace || exit 1; head -c "$1" | '
+    "tar -c -f - --format=gnu --null --no-recursion --hard-dereference -T -"
+)
 """Pod -> host: a tar of the listed paths (hard links stored as files)."""
 _LIST = "cd /workspace || exit 1; " + POD_MANIFEST
 _POD_WRAPPER = COMMAND_WRAPPER.replace('[ "$p" != /proc/$$ ]', '[ "$p" != /proc/$$ ] && [ "$p" != /proc/1 ]')

@@ -9,7 +9,8 @@ THE COPY BACK IS THE SANDBOX BOUNDARY: the manifest and the tar stream come from
 Nothing here calls ``tarfile.extract*``: :func:`apply_pull` reads each member's header itself and
 writes through a :class:`DataRoot` (``boundary.safe_fs``: every folder opened ``O_NOFOLLOW`` from a
 descriptor of the checkout, files created ``O_EXCL`` beside the target and renamed over it). It
-refuses absolute names, ``..``, names it did not ask for, hard links, FIFOs, devices, and anything
+refuses absolute names, ``..``, names it did not ask for, hard links, FIFOs, devices, pax and sparse
+headers and overlong GNU long names (read before anything bounds them: `_GuardedInfo`), and anything
 past the size and count limits; symbolic links stay links (their text is data, never followed), and
 a link on the way to a member refuses that member. The checkout's own ``.git`` is copied too (git
 runs in the pod), but it is only ever data to the host, which keeps its own git directory.
@@ -46,6 +47,10 @@ POD_MANIFEST: Final = "find . -mindepth 1 -printf '%y %s %m %T@/%C@/%i %P\\0'"
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _SPECIAL_KINDS: Final = {"p": "a FIFO", "s": "a socket", "c": "a device", "b": "a device", "D": "a door"}
+LONG_NAME_MAX: Final = 16 << 10
+"""The longest GNU long name or link target a copy back's tar may carry (PATH_MAX is 4096 bytes)."""
+_LONG_TYPES: Final = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+_PAX_TYPES: Final = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
 
 
 class SyncError(Exception):
@@ -175,6 +180,8 @@ def parse_pod_manifest(data: bytes, max_entries: int = MAX_ENTRIES) -> tuple[Man
     """The pod's manifest (from `POD_MANIFEST`) and notes for the paths it holds that are never copied."""
     manifest: Manifest = {}
     notes: list[str] = []
+    if data.count(b"\0") > max_entries + 1:  # before a split would make millions of objects
+        raise SyncError(f"the workspace holds more than {max_entries} paths; it is not copied back")
     records = data.split(b"\0")
     if records and records[-1] == b"":
         records.pop()
@@ -204,24 +211,22 @@ def parse_pod_manifest(data: bytes, max_entries: int = MAX_ENTRIES) -> tuple[Man
 
 
 def scan_host(root: Path, max_entries: int = MAX_ENTRIES) -> Manifest:
-    """The host checkout's manifest, `.git` included; links are listed, never followed, specials skipped."""
+    """The host checkout's manifest, `.git` included; links are listed, never followed, specials skipped.
+
+    Depth first, holding one descriptor per level (never one per folder found: a wide tree would
+    exhaust the process's descriptors and folders would be skipped).
+    """
     manifest: Manifest = {}
     top = os.open(root, _DIR_FLAGS)
-    pending: list[tuple[str, int]] = [("", top)]
     try:
-        while pending:
-            prefix, fd = pending.pop()
-            try:
-                _scan_dir(prefix, fd, manifest, pending, max_entries)
-            finally:
-                os.close(fd)
+        _scan_dir("", top, manifest, max_entries)
     finally:
-        for _prefix, fd in pending:
-            os.close(fd)
+        os.close(top)
     return manifest
 
 
-def _scan_dir(prefix: str, fd: int, manifest: Manifest, pending: list[tuple[str, int]], cap: int) -> None:
+def _scan_dir(prefix: str, fd: int, manifest: Manifest, cap: int) -> None:
+    folders: list[tuple[str, str]] = []
     for name in os.listdir(fd):
         path = f"{prefix}/{name}" if prefix else name
         try:
@@ -235,8 +240,16 @@ def _scan_dir(prefix: str, fd: int, manifest: Manifest, pending: list[tuple[str,
         if len(manifest) > cap:
             raise SyncError(f"the checkout holds more than {cap} paths")
         if kind == "d" and path.count("/") < MAX_DEPTH:
-            with contextlib.suppress(OSError):
-                pending.append((path, os.open(name, _DIR_FLAGS, dir_fd=fd)))
+            folders.append((path, name))
+    for path, name in folders:
+        try:
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except OSError:
+            continue
+        try:
+            _scan_dir(path, child, manifest, cap)
+        finally:
+            os.close(child)
 
 
 def _kind(mode: int) -> Kind | None:
@@ -445,13 +458,15 @@ def _apply_members(
     total = 0
     members = 0
     try:
-        tar = tarfile.open(fileobj=stream, mode="r|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
+        tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=_GuardedInfo)  # noqa: SIM115
     except tarfile.TarError as exc:
-        report.refused.append(f"the copy back was not a tar stream ({exc})")
+        report.refused.append(f"the copy back was not a tar stream ({_printable(str(exc))})")
         return
     with tar:
         try:
-            for member in tar:
+            while (member := tar.next()) is not None:
+                # A stream's headers are not kept (only the stream's size bounds their count).
+                tar.members.clear()  # type: ignore[attr-defined]
                 members += 1
                 if members > limits.max_members:
                     report.refused.append(f"more than {limits.max_members} files; the rest was left")
@@ -471,8 +486,8 @@ def _apply_members(
                         )
                         return
                 _write_member(data, tar, member, path, report)
-        except tarfile.TarError as exc:
-            report.refused.append(f"the copy back stream is broken ({exc})")
+        except (tarfile.TarError, ValueError) as exc:
+            report.refused.append(f"the copy back stream is broken ({_printable(str(exc))})")
 
 
 def _refusal(member: tarfile.TarInfo, wanted: set[str]) -> str:
@@ -480,9 +495,11 @@ def _refusal(member: tarfile.TarInfo, wanted: set[str]) -> str:
     try:
         path = normal(member.name)
     except UnsafePath as exc:
-        return str(exc).split(": ", 1)[-1]
+        return _printable(str(exc).split(": ", 1)[-1])
     if member.islnk():
         return "a hard link"
+    if member.size < 0 or "\0" in member.linkname:
+        return "a malformed tar header"
     if member.ischr() or member.isblk():
         return "a device"
     if member.isfifo():
@@ -492,6 +509,28 @@ def _refusal(member: tarfile.TarInfo, wanted: set[str]) -> str:
     if path not in wanted:
         return "not a file the sandbox listed as changed"
     return ""
+
+
+class _RefusedHeader(tarfile.TarError):
+    """A header of the copy back's tar that is refused before its data is read."""
+
+
+class _GuardedInfo(tarfile.TarInfo):
+    """A tar header from the sandbox. tarfile reads a pax header, a GNU long name or a sparse map
+    whole into memory, parses pax headers in quadratic time (CPython < 3.11.10), and nests a call
+    per chained extension header (RecursionError): all refused here before their data is read.
+    The copy back's tar is made with `--format=gnu`, which needs none of them but long names."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _PAX_TYPES:
+            raise _RefusedHeader("pax extended headers are not accepted (the tar is --format=gnu)")
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise _RefusedHeader("sparse members are not accepted")
+        chained = getattr(tarfile_, "_codex_long_names", 0) + 1 if self.type in _LONG_TYPES else 0
+        tarfile_._codex_long_names = chained  # type: ignore[attr-defined]
+        if chained and (self.size > LONG_NAME_MAX or chained > len(_LONG_TYPES)):
+            raise _RefusedHeader("a GNU long name header that is too long or repeated")
+        return super()._proc_member(tarfile_)  # type: ignore[misc, no-any-return]
 
 
 def _write_member(
@@ -514,17 +553,22 @@ def _write_member(
 
 
 def _reason(exc: BaseException) -> str:
+    """Why a path was refused, printable (an UnsafePath message may quote a name from the sandbox)."""
     if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
         return "a symbolic link is on the way (links are not followed)"
     if isinstance(exc, OSError):
         return exc.strerror or type(exc).__name__
     text = str(exc)
-    return text.split(": ", 1)[-1] if ": " in text else text
+    return _printable(text.split(": ", 1)[-1] if ": " in text else text)
+
+
+def _printable(text: str) -> str:
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _shown(path: str) -> str:
     """A path for a message: printable, bounded (the terminal layer strips controls later)."""
-    text = path.encode("unicode_escape").decode("ascii") if not path.isprintable() else path
+    text = _printable(path)
     return text if len(text) <= 120 else text[:117] + "…"
 
 

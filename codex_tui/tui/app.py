@@ -293,9 +293,10 @@ class CodexApp(App[int]):
         title: str = "",
         severity: SeverityLevel = "information",
         timeout: float | None = None,
-        markup: bool = True,
+        markup: bool = False,
     ) -> None:
-        """A toast; it may quote a task (an error, a file name), so control sequences are removed."""
+        """A toast; it may quote a task (an error, a file name), so control sequences are removed
+        and it is plain text unless `markup=True` (`[/]` in a title would raise, `[@click=…]` run)."""
         super().notify(
             strip_controls(message),
             title=strip_controls(title),

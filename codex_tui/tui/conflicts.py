@@ -33,7 +33,7 @@ def find_conflicts(tasks: Iterable[TaskModel]) -> Conflicts:
     """For each task, the files it changes that another unapplied task of its repository changes too."""
     by_path: dict[tuple[str, str], list[TaskModel]] = defaultdict(list)
     for task in tasks:
-        if task.status in CONFLICT_STATUSES:
+        if task.status in CONFLICT_STATUSES and task.kind == "code":  # a review's diff is not applied
             for path in touched_paths(task):
                 by_path[(task.repo, path)].append(task)
     found: dict[str, set[tuple[str, str]]] = defaultdict(set)

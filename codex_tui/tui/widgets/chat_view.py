@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from textual import on
 from textual.binding import BindingType
@@ -25,6 +26,26 @@ MAX_RENDERED_BLOCKS = 150
 
 TOOL_ICONS = {"": "›", "error": "✘"}
 NOTE_ICONS = {"info": "ℹ", "warning": "⚠", "error": "✘"}
+
+
+WEB_SCHEMES = frozenset({"http", "https"})
+
+
+def browser_url(href: str) -> str | None:
+    """`href` if it is a plain http(s) URL the browser may open, else None.
+
+    The href is model text, already percent-decoded by Textual: `%6Aavascript:…` arrives as
+    `javascript:…` (under `codex-tui serve` the page would run it, with the token), and a custom
+    scheme (`vscode:`, `ms-msdt:`…) would start a local program. Browsers drop tabs and newlines
+    inside a URL, so an href holding any control character is refused too.
+    """
+    if href != href.strip() or any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in href):
+        return None
+    try:
+        parts = urlsplit(href)
+    except ValueError:
+        return None
+    return href if parts.scheme.lower() in WEB_SCHEMES and parts.netloc else None
 
 
 class PreviewRequested(Message):
@@ -262,8 +283,12 @@ class ChatView(VerticalScroll):
         citation = parse_href(event.href)
         if citation is not None:
             self.post_message(self.CitationClicked(citation))
+        elif (url := browser_url(event.href)) is not None:
+            self.app.open_url(url)
         else:
-            self.app.open_url(event.href)
+            self.app.notify(
+                f"Not opened: only http(s) links open, not {event.href[:200]!r}", severity="warning"
+            )
 
     async def _stop_stream(self, rendered: _Rendered) -> None:
         if rendered.stream is not None:

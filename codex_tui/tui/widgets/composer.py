@@ -183,9 +183,10 @@ class Composer(Vertical):
         return bool(self._completions)
 
     def set_target(self, label: str) -> None:
-        """Say where the next message goes (new task, steer, follow-up)."""
-        if label != self.border_title:
-            self.border_title = label
+        """Say where the next message goes (new task, steer, follow-up); the label is plain text."""
+        title = Content(label)  # it quotes a task title: `[/]` in it is words, not markup
+        if title.markup != self.border_title:
+            self.border_title = title
 
     def set_mention_files(self, files: list[str]) -> None:
         """Repository paths offered after `@` (computed by the App in a thread)."""

@@ -53,7 +53,7 @@ class PlanView(VerticalScroll):
             return
         self._shown = key
         done = sum(1 for i in items if i.status == "completed")
-        self.query_one("#plan-explanation", Static).update(explanation)
+        self.query_one("#plan-explanation", Static).update(Content(explanation))  # model text: no markup
         self.query_one("#plan-explanation", Static).display = bool(explanation)
         count = self.query_one("#plan-count", Static)
         count.update(Content.styled(f"{done} of {len(items)} steps done", "bold"))

@@ -156,7 +156,7 @@ class TaskList(OptionList):
 
     def on_resize(self) -> None:
         """Titles are cut to the width: redraw the cards when it changes."""
-        width = max(10, self.scrollable_content_region.width - 1)
+        width = max(10, self.scrollable_content_region.width - 2)  # an option's padding: 1 each side
         if width != self._width:
             self._width = width
             self._rebuild(list(self._rows[i] for i in self._order))

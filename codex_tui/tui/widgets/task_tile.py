@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.cells import cell_len, get_character_cell_size
 from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
@@ -118,8 +119,19 @@ def log_tail(task: TaskModel, count: int = LOG_TAIL_LINES) -> tuple[str, ...]:
 
 
 def cut_text(text: str, width: int) -> str:
-    """`text` cut to `width` characters, with `…` when it was longer."""
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+    """`text` cut to `width` cells, with `…` when it was longer (a wide character counts two cells,
+    a combining or zero-width one none: a title in CJK or emoji stays on its line)."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 0:
+        return ""
+    room, used, kept = width - 1, 0, []
+    for char in text:
+        used += get_character_cell_size(char)
+        if used > room:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
 
 
 def tile_content(info: TileInfo, width: int, height: int) -> Content:
