@@ -37,6 +37,11 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help=f"the port (default {DEFAULT_PORT}; 0 picks one)"
     )
+    parser.add_argument(
+        "--token",
+        action="store_true",
+        help="require the random token on localhost too (a machine shared with other users)",
+    )
     return parser
 
 
@@ -57,7 +62,7 @@ def cmd_serve(argv: Sequence[str], tui: argparse.ArgumentParser) -> int:
     resolve_config(tui_args)
     if not tui_args.demo:
         resolve_repo(tui_args)
-    token = None if is_loopback(args.host) else new_token()
+    token = new_token() if args.token or not is_loopback(args.host) else None
     server = CodexServer(app_command(tui_argv), host=args.host, port=args.port, token=token)
     quiet_logging()
 

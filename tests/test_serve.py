@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -231,11 +233,11 @@ def keep_local(route: Route, outside: list[str]) -> None:
 class ServedDemo:
     """`codex-tui serve --demo` as a real process; its output goes to a file."""
 
-    def __init__(self, home: Path, log: Path) -> None:
+    def __init__(self, home: Path, log: Path, *extra: str) -> None:
         self.log = log
         argv = [sys.executable, "-m", "codex_tui", "serve", "--demo", "--sandbox-backend", "local"]
         self.process = subprocess.Popen(
-            [*argv, "--port", "0"],
+            [*argv, "--port", "0", *extra],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=log.open("wb"),
@@ -348,3 +350,20 @@ async def test_an_apps_stderr_reaches_the_servers_terminal_without_escape_sequen
     cleaned = cleaned_stream(source)
     text = (await cleaned.read()).decode()
     assert text == "Traceback: task title\nred done\n"
+
+
+def test_token_flag_requires_the_token_on_localhost_too(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    demo = ServedDemo(home, tmp_path / "serve.log", "--token")
+    try:
+        url = demo.url()
+        base, _, token = url.rstrip("/").rpartition("/")
+        assert base.startswith("http://127.0.0.1:") and len(token) >= 24
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + "/", timeout=10)
+        assert refused.value.code == 403
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200
+    finally:
+        assert demo.stop() == []
