@@ -233,3 +233,20 @@ def test_a_review_of_a_change_does_not_conflict_with_the_change_it_reviews() -> 
     ev.diff("change", "calc.py")
     ev.diff("review", "calc.py")
     assert find_conflicts(ev.state.visible_tasks()) == {}
+
+
+def test_conflicts_are_recomputed_only_when_a_diff_or_status_changed() -> None:
+    from codex_tui.tui.conflicts import ConflictFinder
+
+    ev = Events()
+    ev.task("a", "running")
+    ev.task("b", "running")
+    ev.diff("a", "calc.py")
+    ev.diff("b", "other.py")
+    finder = ConflictFinder()
+    first = finder(ev.state.visible_tasks())
+    assert first == {} and finder(ev.state.visible_tasks()) is first  # streaming logs: no new work
+    ev.diff("b", "calc.py")  # a new diff revision
+    assert finder(ev.state.visible_tasks()) == {"a": [("calc.py", "b")], "b": [("calc.py", "a")]}
+    ev.task("b", "applied")
+    assert finder(ev.state.visible_tasks()) == {}

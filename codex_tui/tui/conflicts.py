@@ -57,3 +57,19 @@ def conflict_summary(pairs: list[tuple[str, str]], titles: dict[str, str] | None
 
 def _same_group(a: TaskModel, b: TaskModel) -> bool:
     return bool(a.group_id) and a.group_id == b.group_id
+
+
+class ConflictFinder:
+    """`find_conflicts`, recomputed only when a task's status, diff, kind, repository or group
+    changed: the app asks after every flush (30 Hz while tasks stream), diffs rarely change."""
+
+    def __init__(self) -> None:
+        self._key: tuple[tuple[str, str, int, str, str, str], ...] | None = None
+        self._found: Conflicts = {}
+
+    def __call__(self, tasks: Iterable[TaskModel]) -> Conflicts:
+        tasks = list(tasks)
+        key = tuple((t.id, t.status, t.diff_rev, t.kind, t.repo, t.group_id) for t in tasks)
+        if key != self._key:
+            self._key, self._found = key, find_conflicts(tasks)
+        return self._found

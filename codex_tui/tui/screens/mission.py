@@ -28,7 +28,7 @@ from codex_tui.tui.attention import (
     first_approval,
 )
 from codex_tui.tui.bindings import MISSION_BINDINGS, MISSION_GRID_BINDINGS
-from codex_tui.tui.conflicts import Conflicts, conflict_summary, find_conflicts
+from codex_tui.tui.conflicts import ConflictFinder, Conflicts, conflict_summary
 from codex_tui.tui.state import Approval, AppState
 from codex_tui.tui.widgets.task_tile import ATTENTION_STYLES, TaskTile, TileInfo, cut_text, tile_info
 
@@ -68,9 +68,12 @@ class Marks:
         return {item.task_id: item for item in self.items}
 
 
+_conflicts = ConflictFinder()
+
+
 def compute_marks(state: AppState, seen: SeenTracker) -> Marks:
     """The attention items and conflicts of the visible tasks."""
-    return Marks(attention_items(state, seen), find_conflicts(state.visible_tasks()))
+    return Marks(attention_items(state, seen), _conflicts(state.visible_tasks()))
 
 
 def inbox_option(item: AttentionItem, width: int = INBOX_TEXT_WIDTH) -> Option:
