@@ -29,38 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_tui import SyntheticSource, Terminal, child_env, percentile  # noqa: E402
+from bench_tui import SyntheticSource, Terminal, child_env, key_latency_summary  # noqa: E402
 
 from codex_tui.config import Config  # noqa: E402
 from codex_tui.tui.app import CodexApp  # noqa: E402
-from codex_tui.tui.mission_ui import MissionController  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "mission.json"
-BUDGET_KEY_P95_MS = 100.0
-BUDGET_RSS_MB = 300.0
 KEYS = ((b"\x1b[C", "2/{n}"), (b"\x1b[D", "1/{n}"))
 """Right then left: mission control's title shows the focused tile's position."""
-
-
-class MissionBenchApp(CodexApp):
-    """CodexApp with mission control wired in as app.py wires it (see tui/mission_ui.py)."""
-
-    CSS_PATH = str(Path(sys.modules[CodexApp.__module__].__file__ or "").with_name("app.tcss"))
-
-    def __init__(self, config: Config, source: SyntheticSource, repo: Path) -> None:
-        super().__init__(config, source, repo=repo)
-        self.mission = MissionController(self)
-
-    async def _render(self, changed: set[str]) -> None:
-        self.mission.refresh(changed)
-        await super()._render(changed)
-
-    def _show_next_approval(self) -> None:
-        self.mission.show_next_approval()
-
-    def action_mission(self) -> None:
-        """Open mission control."""
-        self.mission.open()
 
 
 def measure(tasks: int, rate: int, seconds: float) -> dict[str, Any]:
@@ -94,29 +70,19 @@ def measure(tasks: int, rate: int, seconds: float) -> dict[str, Any]:
         finally:
             term.close()
         output = sum(len(data) for _, data in term.chunks)
-    p95 = percentile(latencies, 0.95)
-    peak = max(rss) / 1024 / 1024 if rss else 0.0
     return {
         "tiles": tasks,
         "lines_per_s_per_task": rate,
         "seconds": seconds,
-        "terminal_output_mb": round(output / 1024 / 1024, 1),
-        "key_samples": len(latencies),
         "keys_not_shown": missed,
-        "key_latency_p50_ms": round(percentile(latencies, 0.5), 1),
-        "key_latency_p95_ms": round(p95, 1),
-        "key_latency_max_ms": round(max(latencies, default=0.0), 1),
-        "key_budget_p95_ms": BUDGET_KEY_P95_MS,
-        "rss_peak_mb": round(peak, 1),
-        "rss_budget_mb": BUDGET_RSS_MB,
-        "pass": bool(latencies) and missed == 0 and p95 <= BUDGET_KEY_P95_MS and peak <= BUDGET_RSS_MB,
+        **key_latency_summary(latencies, missed, rss, output),
     }
 
 
 def run_child(tasks: int, rate: int, seconds: float) -> int:
     """The app itself, on the real terminal driver, with mission control open."""
     home = Path(os.environ["CODEX_TUI_HOME"])
-    app = MissionBenchApp(Config(home=home), SyntheticSource(tasks, rate, seconds), home)
+    app = CodexApp(Config(home=home), SyntheticSource(tasks, rate, seconds), repo=home)
     app.call_later(app.action_mission)
     app.run()
     return 0
