@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from textual.geometry import Size
-from textual.pilot import Pilot
 from textual.widgets import ContentSwitcher, TabbedContent
 
-from codex_tui.config import Config
 from codex_tui.tui.app import CodexApp
 from codex_tui.tui.panes import SPLIT_DEFAULT, SPLIT_STEP, LayoutChoice
-from codex_tui.tui.source import RolloutReplay
 from codex_tui.tui.themes import STATE_FILE
 from codex_tui.tui.widgets.chat_view import ChatView
-from codex_tui.tui.widgets.composer import PromptArea
 from codex_tui.tui.widgets.diff_view import DiffView
 from codex_tui.tui.widgets.plan_view import PlanView
 from codex_tui.tui.widgets.sandbox_log import SandboxLog
-from tests.test_tui_snapshots import Snap, session
+from tests.test_tui_snapshots import Snap, replay_app, settle
 from tests.test_tui_support import screen_text
 
 LARGE = (200, 50)
@@ -33,21 +28,7 @@ SMALL = (100, 30)
 
 def demo_app(home: Path, layout: str = "auto") -> CodexApp:
     """The real app on a replay of the recorded demo, in the given layout setting."""
-    events, patches = session()
-    config = Config(home=home, layout=layout, theme="codex-dark", model="scripted:fix-median")
-    return CodexApp(config, RolloutReplay(events, patches), repo=home, show_elapsed=False)
-
-
-async def settle(pilot: Pilot[Any]) -> None:
-    """Wait until the replay is folded in and a task is selected, with a still cursor."""
-    app = pilot.app
-    assert isinstance(app, CodexApp)
-    app.main_widget(PromptArea).cursor_blink = False
-    for _ in range(200):
-        if not app._inbox and app.state.tasks and app.selected_id is not None:
-            break
-        await pilot.pause(0.05)
-    await pilot.pause(0.2)
+    return replay_app(home, layout=layout)
 
 
 def on_screen(app: CodexApp, widget_type: type) -> bool:
@@ -156,7 +137,7 @@ async def test_layout_and_split_are_remembered_for_the_next_run(tmp_path: Path) 
         await pilot.press("f12")  # panes → tabs
         await pilot.pause(0.2)
         assert app.panes_ui.layout.mode == "tabs" and not on_screen(app, SandboxLog)
-    state = json.loads((tmp_path / STATE_FILE).read_text())
+    state = json.loads((tmp_path / "home" / STATE_FILE).read_text())
     assert state["layout"] == "tabs" and state["split"] == SPLIT_DEFAULT + SPLIT_STEP
     again = demo_app(tmp_path)
     async with again.run_test(size=LARGE) as pilot:

@@ -37,10 +37,12 @@ def session() -> tuple[list[Event], dict[str, str]]:
     return events, raw["patches"]
 
 
-def replay_app(tmp_path: Path, events: list[Event] | None = None, theme: str = "codex-dark") -> CodexApp:
-    """The real app on a replay of the session."""
+def replay_app(
+    tmp_path: Path, events: list[Event] | None = None, theme: str = "codex-dark", layout: str = "tabs"
+) -> CodexApp:
+    """The real app on a replay of the session (in the tabs layout unless `layout` says otherwise)."""
     recorded, patches = session()
-    config = Config(layout="tabs", home=tmp_path / "home", theme=theme, model="scripted:fix-median")
+    config = Config(layout=layout, home=tmp_path / "home", theme=theme, model="scripted:fix-median")
     source = RolloutReplay(recorded if events is None else events, patches)
     return CodexApp(config, source, repo=tmp_path, show_elapsed=False)
 

@@ -17,8 +17,8 @@ from textual.geometry import Size
 from textual.widget import Widget
 from textual.widgets import ContentSwitcher, TabbedContent, TabPane, Tabs
 
-TAB_ORDER = ("chat", "todo", "diff", "log", "review", "artifacts")
-"""The panes, in the tab bar's order."""
+from codex_tui.tui.palette import PANES
+
 LAYOUTS = ("auto", "panes", "tabs")
 """`layout` in config.toml and in the remembered UI state."""
 PRIMARY_PANES = ("chat", "diff", "review", "artifacts")
@@ -147,7 +147,7 @@ class PaneLayout:
             tabs = self._tabs()
         except NoMatches:
             return []
-        return [pane_id for pane_id in TAB_ORDER if self._shown(tabs, pane_id)]
+        return [pane_id for pane_id in PANES if self._shown(tabs, pane_id)]
 
     @staticmethod
     def _shown(tabs: TabbedContent, pane_id: str) -> bool:
