@@ -253,7 +253,7 @@ def _kill_tree(pid: int) -> None:
             child.kill()
 
 
-async def test_task_cut_off_by_a_killed_app_is_resumed_with_a_follow_up(
+async def test_task_cut_off_by_a_killed_app_is_resumed_and_its_diff_recounted(
     git_repo: Path, isolated_home: Path
 ) -> None:
     crash = scenario(
@@ -280,6 +280,8 @@ async def test_task_cut_off_by_a_killed_app_is_resumed_with_a_follow_up(
         _kill_tree(app.pid)
         await app.wait()
         seq_before = max(p.Event.from_json(line).seq for line in rollout.read_text().splitlines())
+        # What the cut-off command wrote before the kill: no diff was ever computed for it.
+        (cfg.data_dir / "worktrees" / task_id / "during.txt").write_text("written by the command\n")
 
         async with started_manager(cfg, git_repo) as (manager, log):
             [summary] = manager.tasks()
@@ -290,8 +292,10 @@ async def test_task_cut_off_by_a_killed_app_is_resumed_with_a_follow_up(
             )
             assert (await manager.submit(p.Op(p.OP_USER_MESSAGE, task_id, {"text": "carry on"}))).ok
             assert await manager.wait_for(task_id, timeout=30) == "ready"
+            [summary] = manager.tasks()  # the stats as saved, before anyone asks for the diff
             files = (await manager.submit(p.Op(p.OP_GET_DIFF, task_id))).data["files"]
-    assert [f["path"] for f in files] == ["before.txt"]
+    assert (summary["added"], summary["removed"]) == (2, 0), "the resumed turn recounts the checkout"
+    assert [f["path"] for f in files] == ["before.txt", "during.txt"]
     assert log.items(task_id, p.ITEM_AGENT_MESSAGE)[-1]["text"] == "resumed and finished"
     seqs = [p.Event.from_json(line).seq for line in rollout.read_text().splitlines()]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and max(seqs) > seq_before

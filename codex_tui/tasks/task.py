@@ -268,6 +268,9 @@ class Task:
             if self.record.workspace:
                 self.quota = await disk.reattach(checkout, self._disks, self.ctx.config.sandbox_disk_mb)
                 self.workspace = await Workspace.open(source, checkout, self.id)
+                # The saved +/− may be stale: a diff cut off by a killed app, or files its last
+                # command wrote after the last count. The turn's end counts again.
+                self.diff.dirty = True
             else:
                 self.quota = await disk.provision(checkout, self._disks, self.ctx.config.sandbox_disk_mb)
                 self.workspace = await self._create_workspace(source, checkout)
