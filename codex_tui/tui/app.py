@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
 
 from textual import events, on, work
 from textual.app import App, ComposeResult
@@ -24,18 +23,16 @@ from textual.css.query import NoMatches
 from textual.driver import Driver
 from textual.notifications import SeverityLevel
 from textual.theme import Theme
-from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent
 
 from codex_tui import protocol as p
 from codex_tui.boundary.terminal import strip_controls
 from codex_tui.config import Config
+from codex_tui.tui.app_actions import AppActions
 from codex_tui.tui.artifacts_ui import ArtifactsController
 from codex_tui.tui.bindings import APP_BINDINGS, unknown_keymap_ids
-from codex_tui.tui.citations import parse_href
 from codex_tui.tui.commands import CodexCommands, PaletteEntry, SlashCommand, SlashError, parse_slash
 from codex_tui.tui.compare_ui import CompareController
-from codex_tui.tui.copy_text import copy_selection_or_focused
 from codex_tui.tui.cost import cost_label, cost_total
 from codex_tui.tui.driver import safe_driver_class
 from codex_tui.tui.gc_policy import tune_gc_for_streaming
@@ -47,7 +44,6 @@ from codex_tui.tui.pane_ui import PanesController
 from codex_tui.tui.panes import Pane
 from codex_tui.tui.review_ui import ReviewAskController
 from codex_tui.tui.screens.compare import CompareScreen
-from codex_tui.tui.screens.help import HelpScreen, help_markdown
 from codex_tui.tui.screens.mcp import McpScreen
 from codex_tui.tui.slash_ui import SlashController
 from codex_tui.tui.source import TaskSource
@@ -56,7 +52,7 @@ from codex_tui.tui.task_actions import TaskActions
 from codex_tui.tui.themes import initial_theme, load_themes, packaged_themes_dir, remember
 from codex_tui.tui.usage_meter import usage_text
 from codex_tui.tui.widgets.artifact_list import ArtifactList
-from codex_tui.tui.widgets.chat_view import ChatView, PreviewRequested
+from codex_tui.tui.widgets.chat_view import ChatView
 from codex_tui.tui.widgets.composer import Composer
 from codex_tui.tui.widgets.diff_view import DiffView
 from codex_tui.tui.widgets.plan_view import PlanView
@@ -69,10 +65,9 @@ FLUSH_HZ = 30
 REPORTED_OPS = {p.OP_APPLY: "Apply", p.OP_UNDO: "Undo", p.OP_COMPACT: "Compact", p.OP_CANCEL: "Cancel"}
 """Operations whose success message is worth a toast."""
 Clock = Callable[[], float]
-W = TypeVar("W", bound=Widget)
 
 
-class CodexApp(App[int]):
+class CodexApp(AppActions):
     """Run and watch several coding agents at once."""
 
     CSS_PATH = "app.tcss"
@@ -327,12 +322,6 @@ class CodexApp(App[int]):
 
     # --- rendering -----------------------------------------------------------------------------
 
-    def main_widget(self, widget_type: type[W]) -> W:
-        """A widget of the main screen, whichever screen is on top (raises NoMatches when closing)."""
-        if not self.screen_stack:
-            raise NoMatches("the app is closing")
-        return self.screen_stack[0].query_one(widget_type)
-
     def task_row(self, task: TaskModel) -> TaskRow:
         """The task list card of one task."""
         elapsed = format_duration(task.elapsed(self.clock())) if self.show_elapsed else ""
@@ -359,10 +348,6 @@ class CodexApp(App[int]):
     def shown_diff(self) -> tuple[str, int] | None:
         """(task id, diff revision) of the patch in the diff pane."""
         return self.panes_ui.diff_key
-
-    def selected_task(self) -> TaskModel | None:
-        """The model of the selected task."""
-        return self.state.tasks.get(self.selected_id or "")
 
     def active_pane(self) -> str:
         """Which tab is active: chat, todo, diff, log, review or artifacts."""
@@ -452,9 +437,6 @@ class CodexApp(App[int]):
     def send_soon(self, op: p.Op) -> None:
         self.run_worker(self.send(op), group="ops", exit_on_error=False)
 
-    def _task_op(self, op_type: str, data: dict[str, Any] | None = None) -> bool:
-        return self.task_actions.op(op_type, data)
-
     def submit_prompt(self, text: str, images: list[Path], *, new_task: bool = False) -> None:
         """A new task, a steer of the running task, or a follow-up of the finished one."""
         self.task_actions.submit(text, images, new_task=new_task)
@@ -495,194 +477,11 @@ class CodexApp(App[int]):
         """Carry out a parsed slash command."""
         self.slash_ui.run(command, images)
 
-    def action_set_attempts(self, attempts: int) -> None:
-        """The next new task runs this many attempts side by side (1–4)."""
-        self.slash_ui.set_attempts(attempts)
-
-    def action_set_mode(self, mode: str) -> None:
-        """Sandbox mode of the selected task's next turn, and of new tasks."""
-        self.slash_ui.set_mode(mode)
-
-    def action_set_model(self, model: str = "") -> None:
-        """Model of the next new tasks; without a name, say which models are in use."""
-        self.slash_ui.set_model(model)
-
     def known_models(self) -> list[str]:
         """Models offered by the palette: the configured one, the chosen one, and those of tasks."""
         return self.slash_ui.known_models()
 
     # --- actions -------------------------------------------------------------------------------
-
-    MAIN_SCREEN_ACTIONS: ClassVar[frozenset[str]] = frozenset(
-        {
-            "new_task",
-            "interrupt",
-            "show_pane",
-            "toggle_maximize",
-            "focus_pane",
-            "cycle_layout",
-            "resize_split",
-            "compare",
-            "apply",
-            "retry",
-            "cancel",
-            "archive",
-            "select_task",
-            "focus_tasks",
-            "focus_composer",
-            "do_it",
-            "review",
-            "toggle_ask",
-        }
-    )
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Task actions only on the main screen (not under a dialog or the compare view)."""
-        if action in self.MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:
-            return False
-        if action == "do_it":
-            return self.review_ui.can_do_it()
-        if action == "show_pane" and parameters == ("review",):
-            task = self.selected_task()
-            return task is not None and task.kind == "review"
-        if action == "show_pane" and parameters == ("artifacts",):
-            task = self.selected_task()
-            return task is not None and bool(task.artifacts)
-        return True
-
-    def action_toggle_ask(self) -> None:
-        """Switch the next new task between Code and Ask."""
-        self.review_ui.toggle_ask()
-
-    def action_do_it(self) -> None:
-        """Ask task → Code task that makes the change it described."""
-        self.review_ui.do_it()
-
-    def action_review(self) -> None:
-        """Pick what to review and start a review task."""
-        self.review_ui.open_picker()
-
-    def action_open_citation(self, href: str) -> None:
-        """Open a cited `path:line` of the selected task in the file viewer."""
-        citation = parse_href(href)
-        if citation is not None:
-            self.review_ui.open_citation(citation)
-
-    @on(ChatView.CitationClicked)
-    def _citation_clicked(self, event: ChatView.CitationClicked) -> None:
-        self.review_ui.open_citation(event.citation)
-
-    @on(ArtifactList.PreviewRequested)
-    def _artifact_chosen(self, event: ArtifactList.PreviewRequested) -> None:
-        artifact = event.artifact
-        self.artifacts_ui.open_preview(artifact.path, artifact.name, artifact.mime_type)
-
-    @on(PreviewRequested)
-    def _preview_requested(self, event: PreviewRequested) -> None:
-        self.artifacts_ui.open_preview(event.path, event.title)
-
-    @on(ReviewPane.FindingChosen)
-    def _finding_chosen(self, event: ReviewPane.FindingChosen) -> None:
-        self.review_ui.show_finding(event.finding)
-
-    @on(ReviewPane.FixRequested)
-    def _fix_requested(self, event: ReviewPane.FixRequested) -> None:
-        self.review_ui.fix_finding(event.finding)
-
-    @on(CompareScreen.ReviewRequested)
-    def _review_attempts(self, event: CompareScreen.ReviewRequested) -> None:
-        self.review_ui.review_attempts(event.task_ids)
-
-    def action_new_task(self) -> None:
-        """The next message starts a new task."""
-        self.new_task_mode = True
-        self.refresh_target()
-        self.main_widget(Composer).area.focus()
-
-    def action_interrupt(self) -> None:
-        """Esc: leave a maximised pane, else stop the selected task's turn."""
-        self.task_actions.interrupt()
-
-    def action_show_pane(self, pane: str) -> None:
-        """Show one of the panes of the selected task (in the panes layout, it gets the focus)."""
-        self.panes_ui.show_pane(pane)
-
-    def action_focus_pane(self, step: int) -> None:
-        """Focus the next (or previous) pane on screen; in the tabs layout, show the next tab."""
-        self.panes_ui.cycle_focus(step)
-
-    def action_toggle_maximize(self) -> None:
-        """Maximise the focused pane (the current tab in the tabs layout), or restore it."""
-        self.panes_ui.toggle_maximize()
-
-    def action_cycle_layout(self) -> None:
-        """Layout: auto (panes when the terminal is large enough) → panes → tabs; remembered."""
-        self.panes_ui.cycle_layout()
-
-    def action_resize_split(self, delta: int) -> None:
-        """Widen (or narrow) the left column of the panes layout; remembered."""
-        self.panes_ui.resize_split(delta)
-
-    def action_select_task(self, step: int) -> None:
-        """Move to the next/previous task."""
-        self.main_widget(TaskList).move(step)
-
-    def action_mission(self) -> None:
-        """Mission control: every task as a live tile, and the attention inbox (again: close it)."""
-        self.mission_ui.open()
-
-    def action_next_attention(self) -> None:
-        """Jump to the next task that needs you (approval, failure, unseen result)."""
-        self.mission_ui.next_attention()
-
-    def action_copy(self) -> None:
-        """Copy the selection, else the focused pane's current item, to the clipboard (OSC 52)."""
-        copy_selection_or_focused(self.screen)
-
-    def action_focus_tasks(self) -> None:
-        """Focus the task list."""
-        self.main_widget(TaskList).focus()
-
-    def action_focus_composer(self) -> None:
-        """Focus the composer."""
-        self.main_widget(Composer).area.focus()
-
-    def action_help(self) -> None:
-        """Show every binding and slash command."""
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.effective_keymap()))
-
-    def action_apply(self) -> None:
-        """Apply the selected task's diff to the working tree."""
-        self._task_op(p.OP_APPLY, {"branch": False, "dry_run": False})
-
-    def action_branch(self) -> None:
-        """Commit the selected task's diff to its own branch."""
-        self._task_op(p.OP_APPLY, {"branch": True, "dry_run": False})
-
-    def action_undo(self) -> None:
-        """Undo the selected task's last turn."""
-        self._task_op(p.OP_UNDO)
-
-    def action_compact(self) -> None:
-        """Compact the selected task's history."""
-        self._task_op(p.OP_COMPACT)
-
-    def action_cancel(self) -> None:
-        """Cancel the selected task."""
-        self._task_op(p.OP_CANCEL)
-
-    def action_retry(self) -> None:
-        """Run the selected task again."""
-        self._task_op(p.OP_RETRY)
-
-    def action_archive(self) -> None:
-        """Archive the selected task (hidden from the list)."""
-        self.task_actions.archive()
-
-    def action_status(self) -> None:
-        """Show model, mode, context, usage and cost of the selected task."""
-        self.task_actions.status()
 
     def action_mcp(self) -> None:
         """Show the MCP servers (read through the source: a replay has none)."""
@@ -692,10 +491,6 @@ class CodexApp(App[int]):
     async def _mcp_status(self, start: bool) -> p.OpResult:
         await self.source_ready.wait()
         return await self.source.submit(p.Op(p.OP_MCP_STATUS, "", {"start": start}))
-
-    def action_compare(self) -> None:
-        """Compare the attempts of the selected task (or the latest tasks) side by side."""
-        self.compare_ui.open()
 
     def set_theme(self, name: str) -> bool:
         """Switch theme now (remembered by _remember_theme)."""
@@ -711,14 +506,6 @@ class CodexApp(App[int]):
         if error:
             self.notify(error, severity="warning")
 
-    def effective_keymap(self) -> dict[str, str]:
-        """Binding id → key after the user's [keymap]."""
-        return dict(self.config.keymap)
-
-    def help_text(self) -> str:
-        """The help page as Markdown (also used by tests)."""
-        return help_markdown(self.effective_keymap())
-
     def palette_actions(self) -> list[tuple[str, str, str]]:
         """(title, help, action) for every action: the same action strings the key bindings run."""
         return palette_actions(self)
@@ -729,15 +516,6 @@ class CodexApp(App[int]):
             (title, help_, partial(self.run_action, action))
             for title, help_, action in self.palette_actions()
         ]
-
-    def action_pane_key(self, pane: str, action: str) -> None:
-        """Show a pane and run one of its key actions there (diff: hunks/files/split; log: follow)."""
-        widgets: dict[str, type[Widget]] = {"diff": DiffView, "log": SandboxLog}
-        if pane not in widgets:
-            return
-        self.action_show_pane(pane)
-        widget = self.main_widget(widgets[pane])
-        self.call_later(self.run_action, action, widget)
 
     def action_goto_task(self, task_id: str) -> None:
         """Select a task and show it."""

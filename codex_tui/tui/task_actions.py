@@ -10,6 +10,7 @@ from codex_tui import protocol as p
 from codex_tui.tui.cost import cost_label
 from codex_tui.tui.state import format_tokens
 from codex_tui.tui.widgets.chat_view import ChatView
+from codex_tui.tui.widgets.composer import Composer
 
 if TYPE_CHECKING:
     from codex_tui.tui.app import CodexApp
@@ -48,6 +49,12 @@ class TaskActions:
         else:
             self.app.send_soon(p.Op(p.OP_USER_MESSAGE, task.id, {"text": text, "images": paths}))
         self.app.refresh_target()
+
+    def new_task(self) -> None:
+        """The next message starts a new task."""
+        self.app.new_task_mode = True
+        self.app.refresh_target()
+        self.app.main_widget(Composer).area.focus()
 
     def interrupt(self) -> None:
         """Esc: leave a maximised pane, else stop the selected task's turn."""
