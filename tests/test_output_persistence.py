@@ -19,13 +19,8 @@ from codex_tui import protocol as p
 from codex_tui.cli import main
 from codex_tui.protocol import Event
 from codex_tui.scripted import ScriptedServer
-from codex_tui.tasks.store import (
-    OUTPUT_HEAD_BYTES,
-    OUTPUT_TAIL_BYTES,
-    RolloutStore,
-    TaskRecord,
-    omitted_marker,
-)
+from codex_tui.tasks.output_bound import OUTPUT_HEAD_BYTES, OUTPUT_TAIL_BYTES, omitted_marker
+from codex_tui.tasks.store import RolloutStore, TaskRecord
 from codex_tui.tui.state import AppState
 from tests.test_tasks_support import scenario, scripted_config, shell_call, started_manager, submit
 
