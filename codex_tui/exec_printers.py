@@ -204,7 +204,9 @@ class HumanPrinter:
         """A request the egress proxy judged (network limited)."""
         data = event.data
         where = f"{data.get('method', '')} {data.get('host', '')}:{data.get('port', '')}"
-        if data.get("allowed"):
+        if data.get("suppressed"):
+            self.line(event.task_id, f"⇄ network: {data.get('reason', '')}")
+        elif data.get("allowed"):
             self.line(event.task_id, f"⇄ network: {where} allowed ({data.get('rule', '')})")
         else:
             self.line(event.task_id, f"⇄ network: {where} refused: {data.get('reason', '')}")

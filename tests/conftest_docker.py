@@ -36,6 +36,16 @@ def docker_engine() -> Iterator[docker.DockerClient]:
 
 
 @pytest.fixture(scope="session")
+def bridge_address() -> str:
+    """The host's address on Docker's default bridge."""
+    client = docker.from_env()
+    try:
+        return str(client.api.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"])
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
 def sandbox_image(docker_engine: docker.DockerClient) -> str:
     """The default sandbox image, built first when missing or stale; returns its tag."""
     try:

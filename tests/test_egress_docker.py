@@ -91,16 +91,6 @@ class _Hello(http.server.BaseHTTPRequestHandler):
         """Quiet."""
 
 
-@pytest.fixture(scope="module")
-def bridge_address() -> str:
-    """The host's address on Docker's default bridge."""
-    client = docker.from_env()
-    try:
-        return str(client.api.inspect_network("bridge")["IPAM"]["Config"][0]["Gateway"])
-    finally:
-        client.close()
-
-
 @pytest.fixture
 def hosts(bridge_address: str) -> Iterator[tuple[int, int]]:
     """(allowed port, not-allowed port): two HTTP servers on the bridge address naming themselves."""

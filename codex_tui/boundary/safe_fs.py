@@ -32,6 +32,10 @@ _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _NEW_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_DEPTH: Final = 200
+MAX_FOLDER_NAMES: Final = 1_000_000
+MAX_FOLDER_PATH_BYTES: Final = 256 * 1024 * 1024
+"""A scanned folder's listing is held whole: past these many names, or this many bytes of their full
+paths (deep folders make every path long), the scan stops with UnsafePath instead of filling memory."""
 READ_CHUNK: Final = 1 << 20
 
 EntryKind = Literal["file", "symlink", "dir", "other"]
@@ -195,23 +199,33 @@ class CheckoutRoot:
 
     # --- writing --------------------------------------------------------------------------------
 
-    def write_file(self, path: str, data: bytes, *, executable: bool | None = None) -> None:
+    def write_file(
+        self, path: str, data: bytes, *, executable: bool | None = None, replace: bool = False
+    ) -> None:
         """Replace whatever is at `path` with a regular file holding `data` (atomic rename).
 
-        Missing folders are created. `executable` None keeps the old file's permission bits.
+        Missing folders are created (with `replace`, over a file, link or FIFO in the way).
+        `executable` None keeps the old file's permission bits.
         """
 
         def fill(out: int) -> None:
             with os.fdopen(out, "wb", closefd=False) as handle:
                 handle.write(data)
 
-        self.write_new_file(path, fill, lambda fd, name: _new_mode(fd, name, executable))
+        self.write_new_file(path, fill, lambda fd, name: _new_mode(fd, name, executable), replace=replace)
 
-    def write_new_file(self, path: str, fill: Callable[[int], None], mode: Callable[[int, str], int]) -> None:
+    def write_new_file(
+        self,
+        path: str,
+        fill: Callable[[int], None],
+        mode: Callable[[int, str], int],
+        *,
+        replace: bool = False,
+    ) -> None:
         """Replace whatever is at `path` with a fresh regular file: created `O_EXCL` beside it,
         filled by `fill(descriptor)`, given `mode(folder descriptor, name)` and the sandbox's
         owner, then renamed over `path` (never written through an existing file or link)."""
-        with self.parent_of(path, create=True) as (fd, name):
+        with self.parent_of(path, create=True, replace=replace) as (fd, name):
             file_mode = mode(fd, name)
             tmp = f".codex-tui-{secrets.token_hex(6)}.tmp"
             out = os.open(tmp, _NEW_FILE_FLAGS, 0o600, dir_fd=fd)
@@ -228,9 +242,9 @@ class CheckoutRoot:
             os.close(out)
             self._rename_over(fd, tmp, name, path)
 
-    def write_symlink(self, path: str, target: str) -> None:
+    def write_symlink(self, path: str, target: str, *, replace: bool = False) -> None:
         """Replace whatever is at `path` with a symbolic link to `target` (which is never followed)."""
-        with self.parent_of(path, create=True) as (fd, name):
+        with self.parent_of(path, create=True, replace=replace) as (fd, name):
             tmp = f".codex-tui-{secrets.token_hex(6)}.tmp"
             os.symlink(target, tmp, dir_fd=fd)
             if self._owner is not None:
@@ -305,7 +319,7 @@ class CheckoutRoot:
         if prefix and not descend(prefix):
             return
         try:
-            names = sorted(os.listdir(fd))
+            names = _list_names(fd, prefix)
         except OSError:
             return
         found: list[Entry] = []
@@ -333,6 +347,20 @@ class CheckoutRoot:
             os.close(out)
             raise UnsafePath(f"{path} changed while it was read")
         return out
+
+
+def _list_names(fd: int, prefix: str) -> list[str]:
+    """The names in the folder `fd` (at `prefix`), sorted; UnsafePath past the listing limits."""
+    names: list[str] = []
+    total = 0
+    with os.scandir(fd) as found:
+        for entry in found:
+            names.append(entry.name)
+            total += len(prefix) + 1 + len(entry.name)
+            if len(names) > MAX_FOLDER_NAMES or total > MAX_FOLDER_PATH_BYTES:
+                where = prefix or "the checkout's top folder"
+                raise UnsafePath(f"{where} holds too many files or too long names to list")
+    return sorted(names)
 
 
 def remove_tree(path: Path) -> None:

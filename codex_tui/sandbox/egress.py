@@ -16,7 +16,9 @@ Layout per task (made by `Egress.start`, removed by `Egress.stop`):
 The proxy's stdout (JSON lines, see egress_proxy.py) is read on the host in a thread; each
 request becomes a `network.request` event through `on_request`. Those lines are produced by the
 proxy, not the task, but carry host names the task chose: they are parsed as JSON, checked field
-by field, and stripped of control characters before anyone sees them.
+by field, and stripped of control characters and line breaks before anyone sees them. A task can
+make thousands of requests a second: past a burst and a rate, one event counts them (`LogThrottle`),
+so a loop cannot fill the rollout or flood the TUI.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -49,6 +52,10 @@ PROXY_PIDS = 64
 READY_TIMEOUT_S = 60.0
 """Only a bound for a broken proxy: readiness itself is the proxy's "ready" line."""
 NO_PROXY = "localhost,127.0.0.1,::1"
+LOGGED_PER_S = 20.0
+LOGGED_BURST = 200
+"""Requests logged one by one: a burst, then this many a second; the rest are counted in one line
+(a task looping on the proxy must not fill the rollout or flood the TUI: ~2,000 requests a second)."""
 _SOURCE = (Path(__file__).with_name("egress_proxy.py")).read_text(encoding="utf-8")
 
 RequestCallback = Callable[[dict[str, Any]], None]
@@ -82,6 +89,7 @@ class Egress:
         self.container_id: str | None = None
         self._client: docker.DockerClient | None = None
         self._network_created = False
+        self._throttle = LogThrottle()
 
     def env(self) -> dict[str, str]:
         """The task's proxy variables (both spellings: tools disagree on the case)."""
@@ -138,6 +146,7 @@ class Egress:
         client = self._client
         if client is None:
             return
+        self._emit(self._throttle.flush())
         container_id, self.container_id = self.container_id, None
         with contextlib.suppress(SandboxError, DockerException):
             if container_id:
@@ -200,8 +209,62 @@ class Egress:
 
     def _deliver(self, record: dict[str, Any]) -> None:
         event = request_event(record)
-        if event is not None and self.on_request is not None:
-            self.on_request(event)
+        if event is not None:
+            for data in self._throttle.admit(event):
+                self._emit(data)
+
+    def _emit(self, data: dict[str, Any] | None) -> None:
+        if data is not None and self.on_request is not None:
+            self.on_request(data)
+
+
+class LogThrottle:
+    """A token bucket over `network.request` events: past it, requests are counted, and the count
+    goes out as one event (at most one a second) before the next one let through, or at the stop."""
+
+    def __init__(
+        self,
+        per_s: float = LOGGED_PER_S,
+        burst: int = LOGGED_BURST,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_s = per_s
+        self.burst = burst
+        self.clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+        self._dropped = 0
+        self._counted_at = float("-inf")
+
+    def admit(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events to emit for this one: [], [event], or [count of those dropped, event]."""
+        now = self.clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.per_s)
+        self._last = now
+        if self._tokens < 1 or (self._dropped and now - self._counted_at < 1.0):
+            self._dropped += 1
+            return []
+        self._tokens -= 1
+        summary = self.flush()
+        if summary is None:
+            return [event]
+        self._counted_at = now
+        return [summary, event]
+
+    def flush(self) -> dict[str, Any] | None:
+        """The event counting the requests not logged since the last one (None when there are none)."""
+        dropped, self._dropped = self._dropped, 0
+        if not dropped:
+            return None
+        return {
+            "host": "",
+            "port": 0,
+            "method": "",
+            "allowed": False,
+            "rule": "",
+            "reason": f"{dropped} more requests not logged one by one (over {self.per_s:g} a second)",
+            "suppressed": dropped,
+        }
 
 
 def request_event(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -212,7 +275,8 @@ def request_event(record: dict[str, Any]) -> dict[str, Any] | None:
 
     def text(name: str, limit: int) -> str:
         value = record.get(name)
-        return strip_controls(value)[:limit] if isinstance(value, str) else ""
+        # One line: a newline or line separator in a field would forge a line of the task's log.
+        return " ".join(strip_controls(value).split())[:limit] if isinstance(value, str) else ""
 
     return {
         "host": text("host", MAX_HOST_CHARS),

@@ -17,6 +17,8 @@ from typing import Any, Final
 from codex_tui.tools.artifact import MAX_TASK_ARTIFACT_BYTES, ArtifactError
 
 MANIFEST: Final = "manifest.json"
+MAX_TASK_ARTIFACTS: Final = 500
+"""Files one task may keep: empty files cost no bytes, but each one rewrites the manifest and shows."""
 _NEW_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -57,6 +59,11 @@ class ArtifactStore:
         manifest and return it; raises ArtifactError past the task's cap or when the disk refuses."""
         with self._lock:
             items = self.items()
+            if len(items) >= MAX_TASK_ARTIFACTS:
+                raise ArtifactError(
+                    f"cannot attach {item.get('name')}: this task already keeps {MAX_TASK_ARTIFACTS} "
+                    "artifacts (the limit); nothing was copied"
+                )
             used = sum(_size(known) for known in items)
             if used + len(data) > self.max_total_bytes:
                 limit = self.max_total_bytes // 1_048_576

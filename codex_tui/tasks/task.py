@@ -40,7 +40,7 @@ from codex_tui.tasks.task_agent import build_agent
 from codex_tui.tasks.task_context import TaskContext, TaskFailure, describe_error
 from codex_tui.tasks.task_diff import DiffTracker
 from codex_tui.tasks.task_sandbox import SetupLog, WatchedSandbox
-from codex_tui.workspace.git import Workspace, WorkspaceError
+from codex_tui.workspace.git import MAX_PATCH_BYTES, Workspace, WorkspaceError
 from codex_tui.workspace.review_target import ResolvedTarget
 
 APP_STOPPED = "interrupted: the app stopped"
@@ -509,8 +509,11 @@ class Task:
         """The unified diff against the task's start, and its files."""
         workspace = await self.ensure_workspace()
         diff = await workspace.diff()
-        data = {"patch": diff.patch, **diff.summary_dict()}
-        return OpResult(True, f"+{diff.added} −{diff.removed}", data)
+        data = {"patch": diff.patch, "truncated": diff.truncated, **diff.summary_dict()}
+        message = f"+{diff.added} −{diff.removed}"
+        if diff.truncated:
+            message += f" (the patch text stops after {MAX_PATCH_BYTES // 2**20} MB; apply takes every file)"
+        return OpResult(True, message, data)
 
     async def set_kind(self, kind: str, mode: str) -> None:
         """Become a task of another kind (Ask → Code): the history is kept; the sandbox, the tools

@@ -64,8 +64,11 @@ with contextlib.nullcontext() if graphics_terminal(os.environ) else _unasked_ter
     from textual_image.widget import Image as AutoImage
 MAX_DECODED_SIDE = 1024
 """Pictures are shrunk to this many pixels per side once decoded (a preview needs no more)."""
-MAX_IMAGE_PIXELS = 64_000_000
+MAX_IMAGE_PIXELS = 25_000_000
 """Larger pictures are refused before decoding (a decompression bomb must not eat the memory)."""
+MAX_IMAGE_SIDE = 16_384
+"""Longer sides are refused before decoding: Pillow's memory grows with the rows, not only the
+pixels (a 1×20,000,000 PNG of 40 KB takes 2.6 GB)."""
 CELL_ASPECT = 2.0
 """A terminal cell is about twice as tall as it is wide."""
 FORMATS = frozenset({"PNG", "JPEG", "GIF", "WEBP"})
@@ -91,12 +94,13 @@ def load_image(path: Path) -> PILImage.Image | str:
             with PILImage.open(path) as image:
                 if image.format not in FORMATS:
                     return f"{path.name}: not a PNG, JPEG, GIF or WebP image"
-                if image.width * image.height > MAX_IMAGE_PIXELS:
-                    return f"{path.name}: {image.width}×{image.height} pixels is too large to preview"
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS or max(width, height) > MAX_IMAGE_SIDE:
+                    return f"{path.name}: {width}×{height} pixels is too large to preview"
                 image.draft("RGB", (MAX_DECODED_SIDE, MAX_DECODED_SIDE))
                 picture = image.convert("RGB")
-    except (OSError, ValueError, PILImage.DecompressionBombWarning, PILImage.DecompressionBombError) as exc:
-        return f"{path.name}: cannot decode the image ({exc})"
+    except Exception as exc:  # a hostile file makes Pillow raise SyntaxError, struct.error, EOFError…
+        return f"{path.name}: cannot decode the image ({type(exc).__name__}: {exc})"
     picture.thumbnail((MAX_DECODED_SIDE, MAX_DECODED_SIDE))
     return picture
 

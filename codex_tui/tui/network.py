@@ -12,6 +12,8 @@ NETWORK_ICON = "⇄"
 
 def network_log_line(data: dict[str, Any]) -> tuple[str, bool]:
     """`⇄ GET pypi.org:443 allowed (pypi.org)` or `⇄ POST x:443 refused — reason (would need: rule)`."""
+    if data.get("suppressed"):  # requests counted, not logged one by one (sandbox/egress.py)
+        return f"{NETWORK_ICON} {data.get('reason') or ''}", False
     method = str(data.get("method") or "?").upper()
     host = str(data.get("host") or "?")
     port = data.get("port")

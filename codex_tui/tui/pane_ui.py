@@ -46,6 +46,8 @@ class PanesController:
         """(task id, revision) last rendered; None forces the next render."""
         self.diff_key: tuple[str, int] | None = None
         """(task id, diff revision) of the patch in the diff pane."""
+        self.cut_noted: set[str] = set()
+        """Tasks whose cut-short patch was already pointed out."""
         self._diff_timer: asyncio.TimerHandle | None = None
         self._log_task: str | None = None
         self._log_cursor = 0
@@ -129,6 +131,9 @@ class PanesController:
             return
         self.diff_key = (task_id, rev)
         app.main_widget(DiffView).set_patch(str(result.data.get("patch") or ""))
+        if result.data.get("truncated") and task_id not in self.cut_noted:
+            self.cut_noted.add(task_id)  # once per task: the diff is fetched again after each change
+            app.notify(result.message, title="Diff cut short", severity="warning")
 
     # --- layout --------------------------------------------------------------------------------
 

@@ -13,19 +13,26 @@ and it would stage the result in the user's index.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
-import posixpath
 import secrets
 import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from codex_tui.boundary.safe_fs import UnsafePath, split_relative
 from codex_tui.workspace.gitrun import WorkspaceError, run_git, run_git_code, split_z
 from codex_tui.workspace.hostgit import HostGit
+
+MAX_APPLY_BYTES: Final = 1024 * 1024 * 1024
+"""The most file content one apply loads and writes: more is refused before anything is read."""
+_HFS_IGNORED: Final = frozenset(
+    "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c\u206d\u206e\u206f\ufeff"
+)
+"""Code points HFS+ leaves out of names: `.git` with a zero-width joiner in it is `.git` there."""
 
 Kind = Literal["missing", "file", "symlink", "gitlink", "dir", "other"]
 Action = Literal["write", "delete", "chmod", "skip", "conflict"]
@@ -110,6 +117,7 @@ def plan_apply(host: HostGit, base: str, tree: str, target: Path, *, target_is_g
     if not changes:
         return []
     shas = [s.sha for c in changes for s in (c.base, c.task) if s.kind in ("file", "symlink")]
+    check_apply_size(host, shas)
     blobs = host.blobs(shas)
     refused = {c.path: reason for c in changes if (reason := refusal(c, blobs))}
     plans = [FilePlan(path, "conflict", reason) for path, reason in refused.items()]
@@ -122,6 +130,20 @@ def plan_apply(host: HostGit, base: str, tree: str, target: Path, *, target_is_g
     return plans + [_plan_one(c, users[c.path], blobs, target, deleted) for c in changes]
 
 
+def check_apply_size(host: HostGit, shas: list[str]) -> None:
+    """Refuse (WorkspaceError) changes whose content exceeds MAX_APPLY_BYTES, before loading any of it.
+
+    Sparse files cost the sandbox no disk but hold their full size as blobs: loading them all would
+    exhaust the host's memory, and writing them the user's disk.
+    """
+    total = sum(host.blob_sizes(shas).values())
+    if total > MAX_APPLY_BYTES:
+        raise WorkspaceError(
+            f"the task's changes hold {total // (1024 * 1024)} MB of file content, more than the"
+            f" {MAX_APPLY_BYTES // (1024 * 1024)} MB that can be applied at once; nothing was changed"
+        )
+
+
 def refusal(change: TreeChange, blobs: dict[str, bytes]) -> str:
     """Why a changed path may never be applied ("" when it may): outside the tree, under .git, or a
     link pointing out of the repository."""
@@ -131,6 +153,8 @@ def refusal(change: TreeChange, blobs: dict[str, bytes]) -> str:
         return f"refused: {exc}"
     if "/".join(parts) != change.path:
         return "refused: not a plain relative path"
+    if any(is_git_dir_name(part) for part in parts):
+        return "refused: a name some file systems read as .git"
     if change.task.kind == "symlink":
         link = os.fsdecode(blobs.get(change.task.sha, b""))
         if link_escapes(change.path, link):
@@ -139,12 +163,39 @@ def refusal(change: TreeChange, blobs: dict[str, bytes]) -> str:
 
 
 def link_escapes(path: str, target: str) -> bool:
-    """Does a symbolic link at `path` (relative to the repository) point outside the repository?"""
+    """Does a symbolic link at `path` (relative to the repository) point outside the repository, or
+    into a `.git` folder?
+
+    Only leading `..` components are allowed, as many as the link's folder is deep: they climb real
+    folders. A `..` after a name is refused, since that name may itself be a link (`s -> .` makes
+    `s/..` the repository's parent, though it reads as the repository itself).
+    """
     if not target or target.startswith("/") or "\0" in target:
         return True
-    folder = posixpath.dirname(path)
-    resolved = posixpath.normpath(posixpath.join(folder, target))
-    return resolved == ".." or resolved.startswith("../") or resolved.split("/")[0].lower() == ".git"
+    depth = path.count("/")
+    named = False
+    for part in target.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if named or depth == 0:
+                return True
+            depth -= 1
+        elif is_git_dir_name(part):
+            return True
+        else:
+            named = True
+    return False
+
+
+def is_git_dir_name(name: str) -> bool:
+    """Is `name` a git folder's name on some file system: `.git` in any case, with HFS+'s ignored code
+    points, or NTFS's trailing dots and spaces, stream suffix or short name (`GIT~1`)?"""
+    folded = "".join(c for c in name if c not in _HFS_IGNORED).casefold()
+    if folded == ".git":
+        return True
+    ntfs = folded.split(":", 1)[0].rstrip(". ")
+    return ntfs in (".git", "git~1")
 
 
 def user_states(
@@ -175,12 +226,15 @@ def user_states(
 
 
 def _hash_files(target: Path, paths: list[str], target_is_git: bool, hash_len: int) -> list[str]:
-    if not paths:
-        return []
-    if target_is_git and not any("\n" in p for p in paths):
-        out = run_git(target, "hash-object", "--stdin-paths", input="".join(f"{p}\n" for p in paths).encode())
-        return out.decode().split()
-    return [blob_sha((target / p).read_bytes(), hash_len) for p in paths]
+    """Blob ids of the user's files: by git (their filters apply) for names `--stdin-paths` reads
+    verbatim, by Python for the others (a newline ends a name there, a leading quote is unquoted)."""
+    by_git = [p for p in paths if target_is_git and "\n" not in p and not p.startswith('"')]
+    found: dict[str, str] = {}
+    if by_git:
+        listed = "".join(f"{p}\n" for p in by_git).encode("utf-8", "surrogateescape")
+        out = run_git(target, "hash-object", "--stdin-paths", input=listed)
+        found = dict(zip(by_git, out.decode().split(), strict=True))
+    return [found.get(p) or blob_sha((target / p).read_bytes(), hash_len) for p in paths]
 
 
 def blob_sha(data: bytes, hash_len: int = 40) -> str:
@@ -344,6 +398,7 @@ def _backup(full: Path) -> _Backup:
 
 
 def _carry_out(target: Path, full: Path, plan: FilePlan, created_dirs: list[Path]) -> None:
+    _check_no_link_above(target, plan.path)
     if plan.action == "delete":
         full.unlink()
         _remove_empty_parents(target, full.parent)
@@ -352,6 +407,17 @@ def _carry_out(target: Path, full: Path, plan: FilePlan, created_dirs: list[Path
     else:
         _make_parents(target, full.parent, created_dirs)
         _write_atomically(full, plan)
+
+
+def _check_no_link_above(target: Path, path: str) -> None:
+    """Raise (OSError) when a folder on the way to `path` is a link now: planning checked the user's
+    tree, this checks it again after the earlier steps (a case-insensitive file system can make a
+    link written for `Lib` the folder `lib/x` goes into)."""
+    parts = path.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        prefix = target / "/".join(parts[:depth])
+        if prefix.is_symlink():
+            raise OSError(errno.ELOOP, "a folder on the way is a symbolic link", str(prefix))
 
 
 def _make_parents(target: Path, folder: Path, created_dirs: list[Path]) -> None:

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+from codex_tui.boundary.terminal import strip_controls
 from codex_tui.workspace.applyback import ApplyReport
 from codex_tui.workspace.diffstat import FileDiff, parse_raw_numstat
 from codex_tui.workspace.gitrun import (
@@ -71,7 +72,7 @@ def commit_tree_to_branch(
     copy_objects(host, repo, tree, start)
     text = message or commit_message(title, files)
     commit = commit_tree(repo, tree, [parent] if parent else [], text, env=_identity_env(repo))
-    reflog = f"codex-tui: {one_line(title)}"
+    reflog = f"codex-tui: {shown_text(title)}"
     try:
         run_git(repo, "update-ref", "-m", reflog, f"refs/heads/{name}", commit, old or zero_oid(commit))
     except GitFailed as exc:
@@ -104,12 +105,19 @@ def commit_message(title: str, files: list[FileDiff], *, body: str | None = None
     """`codex: <title>` and one line per changed file; with a PR `body`, the PR's title and body."""
     if body is not None:
         return f"{one_line(title)}\n\n{body.strip()}\n" if body.strip() else f"{one_line(title)}\n"
-    lines = [f"codex: {one_line(title)}", ""]
+    lines = [f"codex: {shown_text(title)}", ""]
     for f in files:
-        where = f"{f.old_path} -> {f.path}" if f.old_path else f.path
+        where = f"{shown_text(f.old_path)} -> {shown_text(f.path)}" if f.old_path else shown_text(f.path)
         counts = "binary" if f.binary else f"+{f.added} -{f.removed}"
         lines.append(f"- {where} ({f.status}, {counts})")
     return "\n".join(lines) + "\n"
+
+
+def shown_text(text: str) -> str:
+    """Untrusted text (a file name from the task) fit for a commit message: one line, valid UTF-8 (other
+    bytes become U+FFFD), no control sequences (`git log` prints messages as they are)."""
+    valid = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return one_line(strip_controls(valid))
 
 
 def _identity_env(repo: Path) -> dict[str, str]:

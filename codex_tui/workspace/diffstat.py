@@ -53,6 +53,8 @@ class DiffResult:
     """Git-style unified diff (binary files appear as "Binary files a/x and b/x differ")."""
     added: int = 0
     removed: int = 0
+    truncated: bool = False
+    """The patch was cut at a file boundary (too large to hold); `files` still lists every file."""
 
     def summary_dict(self) -> dict[str, Any]:
         """The data of a diff.updated event."""
@@ -96,11 +98,18 @@ def parse_raw_numstat(output: bytes) -> list[FileDiff]:
     return files
 
 
-def diff_result(files: list[FileDiff], patch: str) -> DiffResult:
+def diff_result(files: list[FileDiff], patch: str, *, truncated: bool = False) -> DiffResult:
     """Bundle parsed files and patch text with their totals."""
     return DiffResult(
         files=files,
         patch=patch,
         added=sum(f.added for f in files),
         removed=sum(f.removed for f in files),
+        truncated=truncated,
     )
+
+
+def cut_patch(patch: bytes) -> bytes:
+    """A patch cut off mid-way, shortened to its last whole file (the next `diff --git` header)."""
+    end = patch.rfind(b"\ndiff --git ")
+    return patch[: end + 1] if end >= 0 else b""

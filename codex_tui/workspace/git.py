@@ -32,7 +32,7 @@ from codex_tui.boundary.identity import needs_chown, sandbox_ids
 from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath, remove_tree
 from codex_tui.workspace.applyback import ApplyReport, execute_plans, plan_apply, report_for
 from codex_tui.workspace.branch import branch_problem, commit_tree_to_branch, slugify
-from codex_tui.workspace.diffstat import DiffResult, FileDiff, diff_result, parse_raw_numstat
+from codex_tui.workspace.diffstat import DiffResult, FileDiff, cut_patch, diff_result, parse_raw_numstat
 from codex_tui.workspace.gitrun import (
     IDENTITY,
     WorkspaceError,
@@ -41,10 +41,12 @@ from codex_tui.workspace.gitrun import (
     one_line,
     rev_or_empty,
     run_git,
+    run_git_capped,
     run_git_code,
     split_z,
 )
-from codex_tui.workspace.hostgit import MODE_EXEC, MODE_GITLINK, MODE_LINK, HostGit, Tree
+from codex_tui.workspace.hostgit import HostGit, Tree
+from codex_tui.workspace.restore import restore_files
 from codex_tui.workspace.snapshot import Snapshot, Snapshotter
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ __all__ = [
     "FileDiff",
     "Workspace",
     "WorkspaceError",
+    "restore_files",
     "slugify",
 ]
 
@@ -67,6 +70,8 @@ CHECKPOINT_PREFIX = "refs/codex/checkpoints/"
 BASE_CHECKPOINT = "base"
 """The checkpoint id of the starting snapshot: `restore("base")` undoes everything."""
 META_FILE = "workspace.json"
+MAX_PATCH_BYTES = 32 * 1024 * 1024
+"""A task's patch text is cut (at a file boundary) past this size: hard links make it cost no disk."""
 NO_HOOKS = ("-c", "core.hooksPath=/dev/null")
 _DIFF_OPTS = (
     "--no-color",
@@ -203,8 +208,16 @@ class Workspace:
         tree = self._snapshot().tree
         base = ("diff-tree", "-r", "-M", *_DIFF_OPTS)
         stats = self.host.run(*base, "--raw", "--numstat", "-z", BASE_REF, tree)
-        patch = self.host.run(*base, "-p", BASE_REF, tree)
-        return diff_result(parse_raw_numstat(stats), patch.decode("utf-8", "replace"))
+        patch, cut = run_git_capped(
+            self.host.gitdir, *base, "-p", BASE_REF, tree, max_bytes=MAX_PATCH_BYTES, env=self.host.env()
+        )
+        if cut:
+            log.warning(
+                "task %s: the diff is larger than %d bytes; its patch was cut", self.task_id, len(patch)
+            )
+            patch = cut_patch(patch)
+        text = patch.decode("utf-8", "replace")
+        return diff_result(parse_raw_numstat(stats), text, truncated=cut)
 
     def _checkpoint_sync(self, label: str) -> str:
         tree = self._snapshot().tree
@@ -250,6 +263,8 @@ class Workspace:
             plans = plan_apply(self.host, BASE_REF, tree, self.source, target_is_git=self.source_is_git)
         except OSError as exc:
             return ApplyReport(ok=False, message=f"cannot read {exc.filename}: {exc.strerror}")
+        except WorkspaceError as exc:
+            return ApplyReport(ok=False, message=str(exc))
         report = report_for(plans, dry_run=dry_run)
         if dry_run or not report.ok or not report.applied:
             return report
@@ -290,26 +305,6 @@ class Workspace:
                 remove_tree(folder)
             except OSError as exc:
                 raise WorkspaceError(f"could not delete {exc.filename or folder}: {exc.strerror}") from None
-
-
-def restore_files(root: CheckoutRoot, host: HostGit, current: Tree, wanted: Tree) -> None:
-    """Make the checkout's files match `wanted` (paths not in either snapshot are left alone)."""
-    gone = sorted((p for p in current if p not in wanted), key=lambda p: p.count("/"), reverse=True)
-    for path in gone:
-        if current[path][0] != MODE_GITLINK:
-            root.remove(path)
-            root.prune_empty_dirs(path)
-    changed = [p for p, entry in wanted.items() if current.get(p) != entry and entry[0] != MODE_GITLINK]
-    blobs = host.blobs([wanted[p][1] for p in changed])
-    for path in changed:
-        mode, sha = wanted[path]
-        data = blobs.get(sha)
-        if data is None:
-            raise WorkspaceError(f"the checkpoint's copy of {path} is missing from the task's store")
-        if mode == MODE_LINK:
-            root.write_symlink(path, os.fsdecode(data))
-        else:
-            root.write_file(path, data, executable=mode == MODE_EXEC)
 
 
 # --- creating and opening ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -82,6 +83,43 @@ def run_git_code(
     return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
 
 
+def run_git_capped(
+    cwd: Path, *args: str, max_bytes: int, env: Mapping[str, str] | None = None
+) -> tuple[bytes, bool]:
+    """Run git and return (stdout, cut): past `max_bytes` of output git is stopped and `cut` is True.
+
+    For output whose size the sandbox decides (a patch of files it wrote): it is never held whole.
+    """
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(
+                ["git", *args],
+                cwd=cwd,
+                env=git_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+            )
+        except OSError as exc:
+            raise WorkspaceError(f"cannot run git in {cwd}: {exc.strerror}") from None
+        assert proc.stdout is not None
+        chunks: list[bytes] = []
+        total = 0
+        with proc.stdout:
+            while total <= max_bytes and (chunk := proc.stdout.read(min(1 << 20, max_bytes + 1 - total))):
+                chunks.append(chunk)
+                total += len(chunk)
+            if total > max_bytes:
+                proc.kill()
+        code = proc.wait()
+        if total > max_bytes:
+            return b"".join(chunks)[:max_bytes], True
+        if code != 0:
+            errors.seek(0)
+            raise GitFailed(list(args), cwd, code, errors.read(65536).decode("utf-8", "replace"))
+    return b"".join(chunks), False
+
+
 def git_text(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
     """Run git and return stdout as text without the trailing newline."""
     return run_git(cwd, *args, env=env).decode("utf-8", "surrogateescape").rstrip("\n")
@@ -122,7 +160,8 @@ def commit_tree(
     args = ["commit-tree", "--no-gpg-sign", tree]
     for parent in parents:
         args += ["-p", parent]
-    return run_git(repo, *args, "-F", "-", env=env, input=message.encode()).decode().strip()
+    data = message.encode("utf-8", "replace")
+    return run_git(repo, *args, "-F", "-", env=env, input=data).decode().strip()
 
 
 def rev_or_empty(repo: Path, spec: str) -> str:

@@ -113,6 +113,20 @@ class HostGit:
         """Contents of blobs by id (missing ones left out)."""
         return read_blobs(self.gitdir, shas, env=self.env())
 
+    def blob_sizes(self, shas: list[str]) -> dict[str, int]:
+        """Sizes of objects by id, without reading their content (missing ones left out)."""
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return {}
+        listed = ("\n".join(wanted) + "\n").encode()
+        out = self.run("cat-file", "--batch-check=%(objectname) %(objectsize)", input=listed)
+        sizes: dict[str, int] = {}
+        for line in out.decode().splitlines():
+            name, _, size = line.partition(" ")
+            if size.isdigit():
+                sizes[name] = int(size)
+        return sizes
+
     def ls_tree(self, treeish: str) -> Tree:
         """Every non-tree entry of a tree, recursively, as a flat mapping."""
         out = self.run("ls-tree", "-r", "-z", "--full-tree", treeish)
@@ -184,7 +198,7 @@ class HostGit:
         args = ["commit-tree", "--no-gpg-sign", tree]
         for parent in parents:
             args += ["-p", parent]
-        return self.run(*args, "-F", "-", input=message.encode()).decode().strip()
+        return self.run(*args, "-F", "-", input=message.encode("utf-8", "replace")).decode().strip()
 
     def update_ref(self, ref: str, value: str) -> None:
         """Point `ref` at `value`."""

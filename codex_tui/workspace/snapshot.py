@@ -30,7 +30,15 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES: Final = 256 * 1024 * 1024
 """Larger files are left out of snapshots (and so of the diff and apply), with a warning."""
 MAX_ENTRIES: Final = 1_000_000
+MAX_PATH_BYTES: Final = 256 * 1024 * 1024
+"""The paths of one snapshot, all together (each is held in memory; deep folders make them long)."""
 MAX_IGNORE_FILE_BYTES: Final = 1024 * 1024
+MAX_IGNORE_TOTAL_BYTES: Final = 16 * 1024 * 1024
+"""Ignore rules read per snapshot; further `.gitignore` files count as absent (one hard-linked file in
+many folders costs the sandbox no disk, but a copy of it in the mirror for each folder)."""
+SPARE_MIRROR_FOLDERS: Final = 10_000
+"""The mirror keeps folders of earlier snapshots; past twice the last snapshot's folders plus these (or
+past two snapshots' worth of copies) it is rebuilt from scratch, so renamed folders cannot fill the disk."""
 MAX_LINK_BYTES: Final = 4096
 
 _StatKey = tuple[int, int, int, int, int, int]
@@ -60,22 +68,42 @@ class IgnoreRules:
         self._folders: set[str] = set()
         self._copies: dict[str, bytes] = {}
         self._wanted: dict[str, bytes | None] = {}
+        self._read = 0
+        self._entered = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
     def open(self, root: CheckoutRoot) -> None:
         """Start answering for one snapshot of `root`."""
         self.root = root
+        stored = sum(len(data) for data in self._copies.values())
+        too_many = len(self._folders) > 2 * self._entered + SPARE_MIRROR_FOLDERS
+        if too_many or stored > 2 * (MAX_IGNORE_TOTAL_BYTES + MAX_IGNORE_FILE_BYTES):
+            shutil.rmtree(self.mirror, ignore_errors=True)
+            self._folders, self._copies = set(), {}
         self._wanted = {}
+        self._read = 0
+        self._entered = 0
         self.enter("")
 
     def enter(self, folder: str) -> None:
         """Read `folder`'s .gitignore (a regular file only) before its entries are asked about."""
         assert self.root is not None
         name = f"{folder}/.gitignore" if folder else ".gitignore"
+        self._entered += 1
+        self._wanted[folder] = None
+        if self._read > MAX_IGNORE_TOTAL_BYTES:
+            return
         try:
-            self._wanted[folder] = self.root.read_file(name, MAX_IGNORE_FILE_BYTES)
+            data = self.root.read_file(name, MAX_IGNORE_FILE_BYTES)
         except (UnsafePath, OSError):
-            self._wanted[folder] = None
+            return
+        self._read += len(data)
+        if self._read > MAX_IGNORE_TOTAL_BYTES:
+            log.warning(
+                "%s and later .gitignore files left out: more than %d bytes of them", name, self._read
+            )
+            return
+        self._wanted[folder] = data
 
     def _materialize(self, folder: str) -> None:
         """Put `folder` and its parents in the mirror, with their current .gitignore copies."""
@@ -87,12 +115,20 @@ class IgnoreRules:
             if self._copies.get(prefix) == data:
                 continue
             copy = self.mirror / prefix / ".gitignore"
+            if copy.is_dir() and not copy.is_symlink():  # a folder named .gitignore in an earlier snapshot
+                self._forget(f"{prefix}/.gitignore" if prefix else ".gitignore")
             if data is None:
                 copy.unlink(missing_ok=True)
                 self._copies.pop(prefix, None)
             else:
                 copy.write_bytes(data)
                 self._copies[prefix] = data
+
+    def _forget(self, folder: str) -> None:
+        """Remove a mirror folder (and what is under it) that is no longer a folder in the checkout."""
+        shutil.rmtree(self.mirror / folder, ignore_errors=True)
+        self._folders = {f for f in self._folders if f != folder and not f.startswith(folder + "/")}
+        self._copies = {f: d for f, d in self._copies.items() if f in self._folders}
 
     def _folder(self, folder: str) -> None:
         if folder in self._folders:
@@ -112,11 +148,7 @@ class IgnoreRules:
             if entry.kind == "dir":
                 self._folder(entry.path)
             elif entry.path in self._folders:  # was a folder in an earlier snapshot, a file now
-                shutil.rmtree(self.mirror / entry.path, ignore_errors=True)
-                self._folders = {
-                    f for f in self._folders if f != entry.path and not f.startswith(entry.path + "/")
-                }
-                self._copies = {f: d for f, d in self._copies.items() if f in self._folders}
+                self._forget(entry.path)
         proc = self._process()
         assert proc.stdin is not None and proc.stdout is not None
         payload = b"".join(e.path.encode("utf-8", "surrogateescape") + b"\0" for e in entries)
@@ -170,13 +202,15 @@ def _write_all(proc: subprocess.Popen[bytes], payload: bytes) -> None:
 
 def _read_fields(proc: subprocess.Popen[bytes], count: int) -> list[bytes]:
     assert proc.stdout is not None
-    buffer = b""
-    while buffer.count(b"\0") < count:
+    chunks: list[bytes] = []
+    found = 0
+    while found < count:  # count each chunk once: a folder of a million names stays linear
         chunk = proc.stdout.read(65536)
         if not chunk:
             raise WorkspaceError("git check-ignore stopped answering")
-        buffer += chunk
-    return buffer.split(b"\0")[:count]
+        chunks.append(chunk)
+        found += chunk.count(b"\0")
+    return b"".join(chunks).split(b"\0")[:count]
 
 
 class Snapshotter:
@@ -187,6 +221,8 @@ class Snapshotter:
         self.checkout = checkout
         self.known = known
         self._cache: dict[str, tuple[_StatKey, str, str]] = {}
+        self._by_inode: dict[_StatKey, tuple[str, str]] = {}
+        """The same cache by stat data alone: hard links to one file are read once, not once a name."""
         self._rules = IgnoreRules(host, host.gitdir / "ignore-mirror")
         self.set_tracked(tracked)
 
@@ -208,6 +244,8 @@ class Snapshotter:
         try:
             rules.open(root)
             snapshot = self._scan(root, rules)
+        except UnsafePath as exc:
+            raise WorkspaceError(f"the checkout cannot be read: {exc}") from None
         finally:
             rules.close()
             root.close()
@@ -238,13 +276,18 @@ class Snapshotter:
             return [answer if answer is not None else not next(verdicts) for answer in answers]
 
         seen: set[str] = set()
+        path_bytes = 0
         for entry in root.scan(descend, keep):
-            if len(seen) >= MAX_ENTRIES:
-                raise WorkspaceError(f"the checkout holds more than {MAX_ENTRIES} files: not snapshotted")
+            path_bytes += len(entry.path)
+            if len(seen) >= MAX_ENTRIES or path_bytes > MAX_PATH_BYTES:
+                raise WorkspaceError(
+                    f"the checkout holds more than {MAX_ENTRIES} files or too long paths: not snapshotted"
+                )
             seen.add(entry.path)
             self._add(root, entry, snapshot)
         for stale in set(self._cache) - seen:
             del self._cache[stale]
+        self._by_inode = {key: (mode, sha) for key, mode, sha in self._cache.values()}
         return snapshot
 
     def _add(self, root: CheckoutRoot, entry: Entry, snapshot: Snapshot) -> None:
@@ -269,6 +312,10 @@ class Snapshotter:
         cached = self._cache.get(entry.path)
         if cached is not None and cached[0] == key:
             return cached[1], cached[2]
+        linked = self._by_inode.get(key)
+        if linked is not None:
+            self._cache[entry.path] = (key, *linked)
+            return linked
         if st.st_size > MAX_FILE_BYTES:
             raise UnsafePath(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
         fd = root.open_regular(entry.path, st)
@@ -281,4 +328,5 @@ class Snapshotter:
         sha = self.host.write_object("blob", data, self.known)
         if (after.st_mtime_ns, after.st_ctime_ns, after.st_size) == key[:3]:
             self._cache[entry.path] = (key, mode, sha)
+            self._by_inode[key] = (mode, sha)
         return mode, sha
