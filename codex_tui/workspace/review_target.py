@@ -35,10 +35,9 @@ from typing import Literal, cast
 from codex_tui.boundary.safe_fs import CheckoutRoot, UnsafePath
 from codex_tui.boundary.terminal import strip_controls
 from codex_tui.protocol import REVIEW_TARGETS
-from codex_tui.workspace.git import (
+from codex_tui.workspace.checkout import (
     BASE_REF,
     NO_HOOKS,
-    Workspace,
     alternates_of,
     check_destination,
     clone_checkout,
@@ -46,6 +45,9 @@ from codex_tui.workspace.git import (
     copy_uncommitted,
     discard_checkout,
     find_repo,
+)
+from codex_tui.workspace.git import (
+    Workspace,
     hand_over,
     host_git_for,
     index_entries,
