@@ -212,6 +212,11 @@ class Task:
             await self.diff.refresh()
         except Exception as exc:
             self.note(f"could not compute the diff: {describe_error(exc)}", "warning")
+        if self.workspace is not None:
+            try:
+                await self.workspace.tidy()
+            except WorkspaceError as exc:
+                self.note(f"could not prune old snapshots: {exc}", "warning")
         await self.save_history()
 
     # --- start-up ----------------------------------------------------------------------------

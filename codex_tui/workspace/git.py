@@ -77,6 +77,13 @@ CHECKPOINT_PREFIX = "refs/codex/checkpoints/"
 BASE_CHECKPOINT = "base"
 """The checkpoint id of the starting snapshot: `restore("base")` undoes everything."""
 META_FILE = "workspace.json"
+LATEST_REF = "refs/codex/latest"
+"""The newest snapshot's tree: a prune keeps the files as they are now."""
+PRUNE_AFTER_BYTES = 512 * 1024 * 1024
+"""Snapshot objects pile up (every changed file, after every tool call): past this much more than
+after the last prune, objects no checkpoint or the newest snapshot needs are deleted."""
+PRUNE_GRACE = "10.minutes.ago"
+"""Younger objects survive a prune (another codex-tui process may be writing a snapshot here)."""
 MAX_PATCH_BYTES = 32 * 1024 * 1024
 """A task's patch text is cut (at a file boundary) past this size: hard links make it cost no disk."""
 
@@ -104,6 +111,9 @@ class Workspace:
         self.host = host
         self._snapshots = Snapshotter(host, path, base, set())
         self._lock = asyncio.Lock()
+        self._latest = ""
+        self._pruned_at = 0
+        """Loose object bytes left by the last prune (0 before any)."""
 
     def __repr__(self) -> str:
         return f"Workspace(task_id={self.task_id!r}, path={str(self.path)!r}, source={str(self.source)!r})"
@@ -164,6 +174,11 @@ class Workspace:
         async with self._lock:
             return await asyncio.to_thread(self._diff_sync)
 
+    async def tidy(self) -> int:
+        """Delete snapshot objects nothing needs any more once they add up; the bytes freed."""
+        async with self._lock:
+            return await asyncio.to_thread(self._tidy_sync)
+
     async def checkpoint(self, label: str) -> str:
         """Snapshot the current files (untracked included); returns the id to give `restore`."""
         async with self._lock:
@@ -197,6 +212,9 @@ class Workspace:
         if not self.path.is_dir() or self.path.is_symlink():
             raise WorkspaceError(f"the checkout at {self.path} is gone")
         snapshot = self._snapshots.take()
+        if snapshot.tree != self._latest:
+            self.host.update_ref(LATEST_REF, snapshot.tree)
+            self._latest = snapshot.tree
         if snapshot.skipped:
             shown = ", ".join(snapshot.skipped[:3]) + (" …" if len(snapshot.skipped) > 3 else "")
             log.warning("task %s: left out of the snapshot: %s", self.task_id, shown)
@@ -216,6 +234,16 @@ class Workspace:
             patch = cut_patch(patch)
         text = patch.decode("utf-8", "replace")
         return diff_result(parse_raw_numstat(stats), text, truncated=cut)
+
+    def _tidy_sync(self) -> int:
+        before = self.host.loose_bytes()
+        if before < self._pruned_at + PRUNE_AFTER_BYTES:
+            return 0
+        self.host.prune(PRUNE_GRACE)
+        self._snapshots.forget_objects()
+        self._pruned_at = self.host.loose_bytes()
+        log.info("task %s: pruned %d bytes of old snapshots", self.task_id, before - self._pruned_at)
+        return before - self._pruned_at
 
     def _checkpoint_sync(self, label: str) -> str:
         tree = self._snapshot().tree

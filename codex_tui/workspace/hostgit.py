@@ -10,6 +10,7 @@ read safely (:mod:`codex_tui.boundary.safe_fs`); trees are built the same way.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -151,7 +152,10 @@ class HostGit:
         if known is not None and sha in known:
             return sha
         path = self.objects / sha[:2] / sha[2:]
-        if not path.exists():
+        if path.exists():
+            with contextlib.suppress(OSError):
+                os.utime(path)  # as git does: fresh again, so a prune's grace period keeps it
+        else:
             path.parent.mkdir(exist_ok=True)
             tmp = path.with_name(f"tmp-{secrets.token_hex(6)}")
             compressor = zlib.compressobj(1)
@@ -203,6 +207,18 @@ class HostGit:
     def update_ref(self, ref: str, value: str) -> None:
         """Point `ref` at `value`."""
         self.run("update-ref", ref, value)
+
+    def loose_bytes(self) -> int:
+        """Disk used by this directory's loose objects (the borrowed stores not counted)."""
+        for line in self.text("count-objects", "-v").splitlines():
+            key, _, value = line.partition(":")
+            if key == "size" and value.strip().isdigit():
+                return int(value.strip()) * 1024
+        return 0
+
+    def prune(self, grace: str) -> None:
+        """Delete the loose objects no ref reaches that are older than `grace` ("10.minutes.ago")."""
+        self.run("prune", f"--expire={grace}")
 
 
 def _quote(value: str) -> str:

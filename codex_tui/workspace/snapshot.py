@@ -234,6 +234,14 @@ class Snapshotter:
         }
         self.known.update(sha for mode, sha in tracked.values() if mode != MODE_GITLINK)
 
+    def forget_objects(self) -> None:
+        """After a prune: object ids and stat data cached from earlier snapshots may name objects
+        that are gone, so only the starting snapshot's stay known and files are read again."""
+        self.known.clear()
+        self.known.update(sha for mode, sha in self.tracked.values() if mode != MODE_GITLINK)
+        self._cache.clear()
+        self._by_inode.clear()
+
     def take(self) -> Snapshot:
         """Read the checkout as it is now and write its tree (blocking: run it in a thread)."""
         try:
