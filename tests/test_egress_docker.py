@@ -6,12 +6,14 @@ the proxy knows them by name (`allowed.test`, `blocked.test`) through its own /e
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import json
 import os
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -89,6 +91,15 @@ class _Hello(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         """Quiet."""
+
+
+async def logged(seen: list[dict[str, Any]], count: int, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """The proxy's log events once `count` have arrived (they follow the answers: the host reads the
+    proxy's log stream on its own)."""
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return seen
 
 
 @pytest.fixture
@@ -179,7 +190,7 @@ async def test_limited_network_reaches_allowed_host_and_refuses_everything_else(
     assert connect.startswith("HTTP/1.1 403") and f"would admit it: blocked.test:{blocked}" in connect
     assert direct.startswith("failed"), "a direct connection must not skip the proxy"
     assert dns.startswith("failed"), "the task must not resolve names itself"
-    verdicts = [(e["method"], e["host"], e["allowed"]) for e in seen]
+    verdicts = [(e["method"], e["host"], e["allowed"]) for e in await logged(seen, 6)]
     assert verdicts == [
         ("GET", "allowed.test", True),
         ("GET", bridge_address, True),

@@ -51,6 +51,8 @@ PROXY_MEMORY = "128m"
 PROXY_PIDS = 64
 READY_TIMEOUT_S = 60.0
 """Only a bound for a broken proxy: readiness itself is the proxy's "ready" line."""
+LOG_DRAIN_S = 5.0
+"""At the end, how long the proxy's last log lines are waited for."""
 NO_PROXY = "localhost,127.0.0.1,::1"
 LOGGED_PER_S = 20.0
 LOGGED_BURST = 200
@@ -88,6 +90,8 @@ class Egress:
         self.proxy_ip = ""
         self.container_id: str | None = None
         self._client: docker.DockerClient | None = None
+        self._log_ended: asyncio.Future[None] | None = None
+        """Done once the proxy's output stream has ended and every line of it was delivered."""
         self._network_created = False
         self._throttle = LogThrottle()
 
@@ -119,7 +123,7 @@ class Egress:
                 logs=True,
                 demux=True,
             )
-            ready = _pump(lines, asyncio.get_running_loop(), self._deliver)
+            ready, self._log_ended = _pump(lines, asyncio.get_running_loop(), self._deliver)
             await in_thread(client.api.start, self.container_id)
             try:
                 await asyncio.wait_for(asyncio.shield(ready), READY_TIMEOUT_S)
@@ -146,10 +150,16 @@ class Egress:
         client = self._client
         if client is None:
             return
-        self._emit(self._throttle.flush())
         container_id, self.container_id = self.container_id, None
         with contextlib.suppress(SandboxError, DockerException):
             if container_id:
+                # The proxy ends first and its last lines are read: a request answered just before
+                # the task ended is still logged.
+                await in_thread(_kill_container, client, container_id)
+                if self._log_ended is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(self._log_ended), LOG_DRAIN_S)
+                self._emit(self._throttle.flush())
                 await in_thread(_remove_container, client, container_id)
             if self._network_created:
                 self._network_created = False
@@ -292,13 +302,17 @@ def _pump(
     frames: Iterable[tuple[bytes | None, bytes | None]],
     loop: asyncio.AbstractEventLoop,
     deliver: Callable[[dict[str, Any]], None],
-) -> asyncio.Future[bool]:
-    """Read the proxy's output in a thread; the future is True at its ready line, False if it ends first."""
+) -> tuple[asyncio.Future[bool], asyncio.Future[None]]:
+    """Read the proxy's output in a thread. The first future is True at its ready line, False if the
+    output ends first; the second is done when it has ended (after every line was delivered)."""
     ready: asyncio.Future[bool] = loop.create_future()
+    ended: asyncio.Future[None] = loop.create_future()
 
     def settle(value: bool) -> None:
         if not ready.done():
             ready.set_result(value)
+        if not value and not ended.done():
+            ended.set_result(None)
 
     def run() -> None:
         buffer = b""
@@ -319,7 +333,7 @@ def _pump(
             loop.call_soon_threadsafe(settle, False)
 
     threading.Thread(target=run, name="codex-egress-log", daemon=True).start()
-    return ready
+    return ready, ended
 
 
 def _parse(line: bytes) -> dict[str, Any]:
@@ -328,6 +342,11 @@ def _parse(line: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def _kill_container(client: docker.DockerClient, container_id: str) -> None:
+    with contextlib.suppress(NotFound, APIError):
+        client.api.kill(container_id)
 
 
 def _remove_container(client: docker.DockerClient, container_id: str) -> None:

@@ -20,10 +20,12 @@ from typing import Any
 
 import pytest
 
+from codex_tui.sandbox import egress as egress_module
 from codex_tui.sandbox.base import SandboxSpec
 from codex_tui.sandbox.docker import DockerSandbox
 from codex_tui.sandbox.egress import LOGGED_BURST, LOGGED_PER_S, Egress
 from codex_tui.sandbox.egress_proxy import Policy
+from tests.test_egress_docker import logged
 
 pytestmark = pytest.mark.docker
 
@@ -160,7 +162,7 @@ async def test_allowed_names_resolving_to_the_host_or_metadata_service_are_refus
     for answer in answers:
         assert answer.startswith("HTTP/1.1 403") and "not a public address" in answer, answer
     assert recorder.received == [], "the host's service was reached through an allowed name"
-    assert [event["allowed"] for event in seen] == [False] * 4
+    assert [event["allowed"] for event in await logged(seen, 4)] == [False] * 4
     assert f'add "{bridge_address}:{recorder.port}"' in seen[0]["reason"]
 
 
@@ -207,3 +209,24 @@ async def test_request_flood_is_counted_not_logged_line_by_line(
     assert len(one_by_one) + counted <= 2000
     if len(one_by_one) + counted == 2000:
         assert counted > 0
+
+
+async def test_requests_answered_just_before_the_sandbox_stops_are_all_logged(
+    sandboxes: list[DockerSandbox],
+    sandbox_image: str,
+    sandbox_workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parse = egress_module._parse
+
+    def slow_parse(line: bytes) -> dict[str, Any]:
+        time.sleep(0.01)  # a busy host: the log lines trail the answers by about 1.5 s
+        return parse(line)
+
+    monkeypatch.setattr(egress_module, "_parse", slow_parse)
+    seen: list[dict[str, Any]] = []
+    egress = Egress(f"last-{os.getpid()}", Policy(("allowed.test",)), seen.append)
+    answers = await _attack(sandboxes, sandbox_image, sandbox_workspace, egress, 150)
+    await sandboxes[-1].stop()  # at once: the proxy's last lines are read before it is removed
+    assert answers == ["HTTP/1.1 403"] * 150
+    assert len(seen) == 150 and all(event["host"] == "flood.test" for event in seen)
