@@ -78,6 +78,9 @@ async def test_two_steps_in_progress_are_refused(tmp_path: Path) -> None:
         ('{"plan": [{"step": "", "status": "pending"}]}', "plan[0]: `step` must be a non-empty string"),
         ('{"plan": ["x"]}', "plan[0]: expected an object"),
         ('{"plan": [], "explanation": 5}', "invalid field `explanation`"),
+        (json.dumps({"plan": [{"step": "s", "status": "pending"}] * 101}), "a plan holds at most 100 steps"),
+        (json.dumps({"plan": [{"step": "s" * 1001, "status": "pending"}]}), "plan[0]: a step is limited to"),
+        (json.dumps({"plan": [], "explanation": "e" * 4001}), "`explanation` is limited to 4000"),
     ],
 )
 async def test_bad_plans_get_a_clear_error(tmp_path: Path, arguments: str, message: str) -> None:

@@ -10,6 +10,10 @@ from codex_tui.tools.arguments import ArgumentsError, optional_str, parse_json_o
 from codex_tui.tools.base import ToolContext, ToolResult
 
 STEP_STATUSES: Final = ("pending", "in_progress", "completed")
+MAX_STEPS: Final = 100
+MAX_STEP_CHARS: Final = 1000
+MAX_EXPLANATION_CHARS: Final = 4000
+"""Bounds on what the model may put in the plan pane (its text is untrusted like the rest)."""
 STATE_KEY: Final = "update_plan.item"
 """Where the current todo_list item lives in ToolContext.tool_state."""
 
@@ -55,6 +59,10 @@ def parse_plan(arguments: str) -> tuple[str | None, list[dict[str, Any]]]:
     plan = args.get("plan")
     if not isinstance(plan, list):
         raise ArgumentsError("missing or invalid field `plan`: expected an array of {step, status}")
+    if len(plan) > MAX_STEPS:
+        raise ArgumentsError(f"a plan holds at most {MAX_STEPS} steps; got {len(plan)}: merge steps")
+    if explanation is not None and len(explanation) > MAX_EXPLANATION_CHARS:
+        raise ArgumentsError(f"`explanation` is limited to {MAX_EXPLANATION_CHARS} characters")
     items = [_todo_item(index, entry) for index, entry in enumerate(plan)]
     running = [item["text"] for item in items if item["status"] == "in_progress"]
     if len(running) > 1:
@@ -72,6 +80,8 @@ def _todo_item(index: int, entry: Any) -> dict[str, Any]:
     status = entry.get("status")
     if not isinstance(step, str) or not step.strip():
         raise ArgumentsError(f"plan[{index}]: `step` must be a non-empty string")
+    if len(step) > MAX_STEP_CHARS:
+        raise ArgumentsError(f"plan[{index}]: a step is limited to {MAX_STEP_CHARS} characters")
     if status not in STEP_STATUSES:
         raise ArgumentsError(f"plan[{index}]: `status` must be one of pending, in_progress, completed")
     return {"text": step, "status": status, "completed": status == "completed"}
