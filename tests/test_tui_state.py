@@ -6,6 +6,7 @@ from typing import Any
 
 from codex_tui import protocol as p
 from codex_tui.tui.state import MAX_BLOCKS, MAX_LOG_CHARS, AppState, format_duration, format_tokens
+from codex_tui.tui.task_model import MAX_MESSAGE_CHARS
 
 
 class Feed:
@@ -29,6 +30,21 @@ def created(feed: Feed, task_id: str = "t1", **extra: Any) -> None:
     data = {"title": "Fix the median", "prompt": "Fix the median", "images": [], "attempt": 1, "attempts": 1}
     data.update(extra)
     feed(p.TASK_CREATED, task_id, **data)
+
+
+def test_a_flood_of_model_text_is_cut_in_the_chat_with_a_note_and_the_same_when_completed() -> None:
+    feed = Feed()
+    created(feed)
+    feed(p.ITEM_STARTED, item={"id": "m1", "type": "agent_message", "text": ""})
+    chunk = "0123456789" * 3000
+    for _ in range(5):  # 150,000 characters, 50,000 past the limit
+        feed(p.MESSAGE_DELTA, item_id="m1", kind="agent_message", delta=chunk)
+    [block] = [b for b in feed.state.tasks["t1"].blocks if b.id == "m1"]
+    assert block.text.startswith(chunk * 3) and len(block.text) < MAX_MESSAGE_CHARS + 200
+    assert block.text.endswith("(`codex-tui tasks show t1` has it all)")
+    rev = block.rev
+    feed(p.ITEM_COMPLETED, item={"id": "m1", "type": "agent_message", "text": chunk * 5})
+    assert block.text.endswith("has it all)") and block.rev == rev, "completion shows the same cut text"
 
 
 def test_streamed_message_deltas_build_one_agent_block() -> None:

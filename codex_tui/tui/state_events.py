@@ -16,6 +16,7 @@ from codex_tui.tui.review import parse_review, summary_text
 from codex_tui.tui.task_model import (
     MAX_BLOCKS,
     MAX_LOG_CHARS,
+    MAX_MESSAGE_CHARS,
     Approval,
     BlockKind,
     ChatBlock,
@@ -110,6 +111,8 @@ def _item(task: TaskModel, event: p.Event) -> None:
         block_kind: BlockKind = "agent" if kind == p.ITEM_AGENT_MESSAGE else "reasoning"
         block = _block(task, item_id, block_kind)
         text = item.get("text")
+        if isinstance(text, str) and text:
+            text = _shown_message(task, text)
         if isinstance(text, str) and text and text != block.text:
             if not text.startswith(block.text):
                 block.rev += 1
@@ -192,7 +195,17 @@ def _message_delta(task: TaskModel, event: p.Event) -> None:
     d = event.data
     kind: BlockKind = "reasoning" if d.get("kind") == "reasoning" else "agent"
     block = _block(task, str(d.get("item_id") or f"msg-{event.seq}"), kind)
-    block.text += str(d.get("delta") or "")
+    if len(block.text) <= MAX_MESSAGE_CHARS:  # past it, the text was cut and ends with the note
+        block.text = _shown_message(task, block.text + str(d.get("delta") or ""))
+
+
+def _shown_message(task: TaskModel, text: str) -> str:
+    """`text`, or its first MAX_MESSAGE_CHARS and a note saying where the rest is."""
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    return text[:MAX_MESSAGE_CHARS] + (
+        f"\n\n… the rest of this message is not shown here (`codex-tui tasks show {task.id}` has it all)"
+    )
 
 
 def _output_delta(task: TaskModel, event: p.Event) -> None:

@@ -21,6 +21,9 @@ LogOp = tuple[Any, ...]
 
 MAX_BLOCKS = 400
 """Chat blocks kept per task; older ones are dropped from the model (and the screen)."""
+MAX_MESSAGE_CHARS = 100_000
+"""A model message or reasoning summary is shown up to this length (a flood of model text would
+otherwise make every redraw of the chat slower); the rollout keeps all of it."""
 MAX_LOG_CHARS = 1_000_000
 """Sandbox output kept per task for re-rendering the log pane when a task is selected again."""
 
