@@ -145,7 +145,9 @@ async def test_review_request_carries_the_review_schema_and_the_sandbox_is_read_
     async with started_manager(cfg, git_repo) as (manager, log):
         [task_id] = await submit(manager, "", kind="review", model="scripted:reviewer")
         await manager.wait_for(task_id)
-        record = manager._tasks[task_id].record
+        task = manager.get_task(task_id)
+        assert task is not None
+        record = task.record
     # requires_schema: without the schema on the wire, the scripted model would answer prose
     assert review_item(log, task_id)["status"] == "completed"
     assert record.mode == "read-only"
@@ -255,7 +257,9 @@ async def test_ask_task_answers_read_only_and_turns_into_code(
     async with started_manager(cfg, git_repo) as (manager, log):
         [task_id] = await submit(manager, "where is add()?", kind="ask", model="scripted:asker")
         await manager.wait_for(task_id)
-        record = manager._tasks[task_id].record
+        task = manager.get_task(task_id)
+        assert task is not None
+        record = task.record
         assert record.kind == "ask" and record.mode == "read-only"
         read = await manager.submit(p.Op(p.OP_READ_FILE, task_id, {"path": "calc.py"}))
         escape = await manager.submit(p.Op(p.OP_READ_FILE, task_id, {"path": "../../etc/passwd"}))

@@ -137,7 +137,7 @@ class TaskManager:
             if record.status in ACTIVE_STATUSES and owned_by_other_process(record):
                 del self.store.records[record.id]
                 continue
-            task = Task(record, self._context())
+            task = Task(record, self.context())
             self._tasks[record.id] = task
             if record.status in ACTIVE_STATUSES:
                 task.set_status("failed", APP_STOPPED)
@@ -204,11 +204,12 @@ class TaskManager:
             log.warning("sweeping stale containers failed: %s", exc)
             return 0
 
-    def _context(self) -> TaskContext:
+    def context(self) -> TaskContext:
+        """What a task needs from its manager: config, store, model clients, event delivery."""
         return TaskContext(
             config=self.config,
             store=self.store,
-            emit=self._emit,
+            emit=self.emit,
             backend=self.backend,
             approval_policy=self.approval_policy,
             make_client=self._model_client,
@@ -243,7 +244,8 @@ class TaskManager:
 
     # --- events ------------------------------------------------------------------------------
 
-    def _emit(self, task_id: str, type_: str, data: dict[str, Any]) -> None:
+    def emit(self, task_id: str, type_: str, data: dict[str, Any]) -> None:
+        """Number, store and deliver one event of a task."""
         seq = self._seqs.get(task_id, 0) + 1
         self._seqs[task_id] = seq
         event = Event(type_, task_id, seq, data)
@@ -399,7 +401,8 @@ class TaskManager:
 
     # --- scheduling --------------------------------------------------------------------------
 
-    def _enqueue(self, task: Task, text: str, images: list[str]) -> None:
+    def enqueue(self, task: Task, text: str, images: list[str]) -> None:
+        """Queue a turn of `task`; it starts when a slot is free."""
         self._queue.append(_Job(task, text, images))
         task.set_status("queued")
         self._pump()
@@ -441,8 +444,28 @@ class TaskManager:
         if task.record.status != "failed":
             task.fail(unsaved_message(unsaved))
 
-    def _queued_job(self, task: Task) -> _Job | None:
+    def queued_job(self, task: Task) -> _Job | None:
+        """The turn of `task` waiting in the queue, if any."""
         return next((j for j in self._queue if j.task is task), None)
+
+    def unqueue(self, task: Task) -> _Job | None:
+        """Take the turn of `task` out of the queue; the job taken out, if there was one."""
+        job = self.queued_job(task)
+        if job is not None:
+            self._queue.remove(job)
+        return job
+
+    def get_task(self, task_id: str) -> Task | None:
+        """The live task with this id, if any."""
+        return self._tasks.get(task_id)
+
+    def add_task(self, task: Task) -> None:
+        """Track a task just created by an operation."""
+        self._tasks[task.id] = task
+
+    def live_tasks(self) -> list[Task]:
+        """Every task this manager holds, in creation order."""
+        return list(self._tasks.values())
 
     # --- operations --------------------------------------------------------------------------
 
@@ -468,7 +491,7 @@ class TaskManager:
         for task in list(self._tasks.values()):
             record = task.record
             finished = record.status in TERMINAL_STATUSES and not record.message.startswith("interrupted")
-            idle = not task.busy and self._queued_job(task) is None
+            idle = not task.busy and self.queued_job(task) is None
             if not (finished and idle and record.workspace) or now - record.updated < older_than_s:
                 continue
             if await task.remove_checkout():

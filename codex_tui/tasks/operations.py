@@ -68,7 +68,7 @@ def new_id(prefix: str) -> str:
 
 
 class TaskOperations:
-    """The handlers behind `TaskManager.submit`: the manager's own code, kept apart, using its internals."""
+    """The handlers behind `TaskManager.submit`, through the manager's task and queue methods."""
 
     def __init__(self, manager: TaskManager) -> None:
         self._manager = manager
@@ -96,7 +96,7 @@ class TaskOperations:
         return handlers.get(op_type)
 
     def _task(self, op: Op) -> Task:
-        task = self._manager._tasks.get(op.task_id)
+        task = self._manager.get_task(op.task_id)
         if task is None:
             raise LookupError(f"unknown task '{op.task_id}'")
         return task
@@ -108,21 +108,20 @@ class TaskOperations:
         if spec.kind == "review":
             return await self._submit_reviews(spec, op.data.get("review"))
         group_id = new_id("g")
-        ids: list[str] = []
-        for attempt in range(1, spec.attempts + 1):
-            model = spec.models[(attempt - 1) % len(spec.models)]
-            task = self._create_task(spec, attempt, group_id, model)
-            ids.append(task.id)
-        for task_id in ids:
-            task = self._manager._tasks[task_id]
-            self._manager._enqueue(task, spec.prompt, spec.images)
+        tasks = [
+            self._create_task(spec, attempt, group_id, spec.models[(attempt - 1) % len(spec.models)])
+            for attempt in range(1, spec.attempts + 1)
+        ]
+        ids = [task.id for task in tasks]
+        for task in tasks:
+            self._manager.enqueue(task, spec.prompt, spec.images)
         return OpResult(True, f"submitted {len(ids)} task(s)", {"task_ids": ids, "group_id": group_id})
 
     async def _submit_reviews(self, spec: Submission, review: Any) -> OpResult:
         """One review task per target (each its own group), resolved before any is created."""
 
         def find(task_id: str) -> TaskRecord | None:
-            task = self._manager._tasks.get(task_id)
+            task = self._manager.get_task(task_id)
             return task.record if task is not None else None
 
         resolved = await resolve_reviews(spec, review, find)
@@ -132,7 +131,7 @@ class TaskOperations:
             self._create_task(spec, 1, new_id("g"), spec.models[0], review=job) for job in resolved.reviews
         ]
         for task in tasks:
-            self._manager._enqueue(task, task.record.prompt, [])
+            self._manager.enqueue(task, task.record.prompt, [])
         ids = [task.id for task in tasks]
         return OpResult(
             True, f"submitted {len(ids)} review(s)", {"task_ids": ids, "group_id": tasks[0].record.group_id}
@@ -163,10 +162,10 @@ class TaskOperations:
             network=spec.network,
             allowed_domains=list(spec.allowed_domains),
         )
-        task = Task(record, self._manager._context())
-        self._manager._tasks[record.id] = task
+        task = Task(record, self._manager.context())
+        self._manager.add_task(task)
         self._manager.store.put(record, urgent=True)
-        self._manager._emit(
+        self._manager.emit(
             record.id,
             TASK_CREATED,
             {
@@ -184,7 +183,7 @@ class TaskOperations:
                 **({"review_target": _public_target(target)} if target else {}),
             },
         )
-        self._manager._emit(record.id, THREAD_STARTED, {"thread_id": record.id})
+        self._manager.emit(record.id, THREAD_STARTED, {"thread_id": record.id})
         if self._manager.backend_note:
             task.note(self._manager.backend_note, "warning")
         return task
@@ -206,7 +205,7 @@ class TaskOperations:
         closed = "archived" if record.archived else "pruned" if record.pruned else "cancelled"
         if record.archived or record.pruned or record.status == "cancelled":
             return OpResult(False, f"task {task.id} is {closed}; retry it to run the prompt again")
-        queued = self._manager._queued_job(task)
+        queued = self._manager.queued_job(task)
         if queued is not None:
             queued.text = f"{queued.text}\n\n{text}" if text else queued.text
             queued.images.extend(images)
@@ -226,14 +225,12 @@ class TaskOperations:
         if earlier:
             text = f"{earlier}\n\n{text}" if text else earlier
         text = text or CONTINUE_TEXT
-        self._manager._enqueue(task, text, images)
+        self._manager.enqueue(task, text, images)
         return OpResult(True, message)
 
     async def _op_interrupt(self, op: Op) -> OpResult:
         task = self._task(op)
-        job = self._manager._queued_job(task)
-        if job is not None:
-            self._manager._queue.remove(job)
+        if self._manager.unqueue(task) is not None:
             if task.record.turns:
                 task.set_status("ready", "interrupted")
             else:
@@ -256,9 +253,7 @@ class TaskOperations:
         task = self._task(op)
         if task.record.status == "cancelled":
             return OpResult(True, "already cancelled")
-        job = self._manager._queued_job(task)
-        if job is not None:
-            self._manager._queue.remove(job)
+        self._manager.unqueue(task)
         await task.cancel()
         return OpResult(True, "cancelled")
 
@@ -278,7 +273,7 @@ class TaskOperations:
 
     async def _op_archive(self, op: Op) -> OpResult:
         task = self._task(op)
-        if task.busy or self._manager._queued_job(task) is not None:
+        if task.busy or self._manager.queued_job(task) is not None:
             return OpResult(False, f"task {task.id} is still running; cancel it first")
         await task.stop()
         task.record.archived = True
@@ -302,9 +297,7 @@ class TaskOperations:
     def _reviews_of(self, task_id: str) -> list[TaskRecord]:
         """The records of review tasks whose target is task `task_id`."""
         return [
-            t.record
-            for t in self._manager._tasks.values()
-            if t.record.review_target.get("task_id") == task_id
+            t.record for t in self._manager.live_tasks() if t.record.review_target.get("task_id") == task_id
         ]
 
     async def _op_undo(self, op: Op) -> OpResult:
@@ -353,7 +346,7 @@ class TaskOperations:
 
     def _idle_task(self, op: Op) -> Task:
         task = self._task(op)
-        if task.busy or self._manager._queued_job(task) is not None:
+        if task.busy or self._manager.queued_job(task) is not None:
             raise RuntimeError(f"task {task.id} is running; wait for it or interrupt it first")
         return task
 
