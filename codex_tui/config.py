@@ -71,6 +71,10 @@ class KubernetesSettings:
     """Push setup images here (e.g. "registry.example.com/codex"); "" = import them locally."""
     containerd_socket: str = "/run/codex-tui-k8s/containerd.sock"
     """The local test cluster's containerd, where setup images are imported when no registry is set."""
+    containerd_sockets: list[str] = field(default_factory=list)
+    """The containerds of the cluster's other nodes on this machine (scripts/k8s/add-node.sh's is
+    /run/codex-tui-k8s/node2/containerd.sock): setup images are imported there too, so a pod placed on
+    any node finds its image; a socket that is not there (its node is down) is skipped."""
     node_selector: dict[str, str] = field(default_factory=dict)
 
 
@@ -346,7 +350,8 @@ _PULL_POLICIES = ("Never", "IfNotPresent", "Always")
 
 
 def _apply_kubernetes(settings: KubernetesSettings, value: Any, source: str) -> None:
-    """The [sandbox.kubernetes] table: strings, plus `node_selector` (a table of strings)."""
+    """The [sandbox.kubernetes] table: strings, plus `node_selector` (a table of strings) and
+    `containerd_sockets` (a list of paths)."""
     where = f"{source}: [sandbox.kubernetes]"
     if not isinstance(value, dict):
         raise ConfigError(f"{source}: key 'sandbox.kubernetes': expected a table ([sandbox.kubernetes])")
@@ -355,6 +360,11 @@ def _apply_kubernetes(settings: KubernetesSettings, value: Any, source: str) -> 
             if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
                 raise ConfigError(f"{where}: key 'node_selector': expected a table of label = \"value\"")
             settings.node_selector = dict(item)
+            continue
+        if key == "containerd_sockets":
+            if not isinstance(item, list) or not all(isinstance(v, str) and v for v in item):
+                raise ConfigError(f"{where}: key 'containerd_sockets': expected a list of socket paths")
+            settings.containerd_sockets = list(item)
             continue
         if key not in KubernetesSettings.__dataclass_fields__:
             raise ConfigError(f"{where}: unknown key '{key}'")

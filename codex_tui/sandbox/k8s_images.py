@@ -3,8 +3,9 @@
 Setup images are built with Docker exactly as for the Docker backend (`factory.repository_image`),
 then handed to the cluster: pushed to `[sandbox.kubernetes] registry` when one is set (pods then
 use `registry/name:tag`; set `image_pull_policy = "IfNotPresent"`), otherwise imported into the
-local cluster's containerd (`containerd_socket`, the test cluster of scripts/k8s) with
-`docker save | ctr -n k8s.io images import -`, skipped when containerd already holds the image
+local cluster's containerd (`containerd_socket`, the test cluster of scripts/k8s), and into those
+of its other nodes on this machine (`containerd_sockets`), with
+`docker save | ctr -n k8s.io images import -`, skipped when a containerd already holds the image
 with the same id (Docker's image id is the config digest).
 """
 
@@ -42,6 +43,9 @@ async def kubernetes_image(spec: SandboxSpec, request: SandboxRequest, environme
         spec.image = await push_to_registry(tag, settings.registry)
     else:
         await import_into_containerd(tag, settings.containerd_socket)
+        for socket in settings.containerd_sockets:  # the other nodes of a local cluster
+            if socket != settings.containerd_socket and os.path.exists(socket):
+                await asyncio.to_thread(_import, tag, socket)
         spec.image = tag
 
 

@@ -146,5 +146,5 @@ def k8s_two_nodes(k8s_cluster: KubernetesSettings, sandbox_image: str) -> Iterat
         yield NODE_NAMES
     finally:
         if added:
-            # Setup images are imported into the first node's containerd only: later tests need one node.
+            # Later tests configure the first node's containerd only (no `containerd_sockets`).
             subprocess.run(["bash", script, "--remove"], capture_output=True, text=True, check=False)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import dataclasses
+import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 from kubernetes import client, config
 from kubernetes.stream import stream
@@ -17,7 +22,7 @@ from codex_tui.sandbox.engine import LABEL_TASK
 from codex_tui.sandbox.k8s_pod import label_value
 from codex_tui.scripted import ScriptedServer
 from tests.k8s.conftest import started_k8s_manager
-from tests.test_tasks_support import scenario, scripted_config, shell_call
+from tests.test_tasks_support import scenario, scripted_config, shell_call, submit
 
 pytestmark = [pytest.mark.k8s, pytest.mark.docker]
 LONG_MS = 120_000
@@ -139,3 +144,52 @@ async def test_four_attempts_are_spread_over_both_nodes_and_each_workspace_comes
     assert [c["aggregated_output"].strip() for c in commands] == [f"wrote {i}" for i in range(1, 5)]
     assert [[f["path"] for f in files] for files in diffs] == [["attempt.txt"]] * 4
     assert contents == [f"{i}\n" for i in range(1, 5)], "each pod's change came back to its own checkout"
+
+
+NODE2_SOCKET = "/run/codex-tui-k8s/node2/containerd.sock"
+"""The second node's containerd (scripts/k8s/lib.sh: K8S_NODE2_SOCK)."""
+
+
+async def test_a_setup_image_is_imported_into_every_node_and_runs_on_the_second(
+    git_repo: Path,
+    isolated_home: Path,
+    k8s_cluster: KubernetesSettings,
+    k8s_two_nodes: tuple[str, str],
+    sandbox_image: str,
+    docker_engine: docker.DockerClient,
+) -> None:
+    (git_repo / ".codex-tui").mkdir()
+    setup = f"# {uuid.uuid4().hex}\necho prepared > /opt/setup-marker\n"
+    (git_repo / ".codex-tui" / "setup.sh").write_text(setup)
+    reads = scenario(
+        "reads",
+        {"tool_calls": [shell_call("cat", "/opt/setup-marker", timeout_ms=LONG_MS)]},
+        {"text": "read it"},
+    )
+    second = k8s_two_nodes[1]
+    settings = dataclasses.replace(
+        k8s_cluster, node_selector={"kubernetes.io/hostname": second}, containerd_sockets=[NODE2_SOCKET]
+    )
+    tag = ""
+    try:
+        async with ScriptedServer([reads]) as srv:
+            cfg = scripted_config(isolated_home, srv.base_url, sandbox_image=sandbox_image)
+            cfg.sandbox_kubernetes = settings
+            async with started_k8s_manager(cfg, git_repo) as (manager, log):
+                [task_id] = await submit(manager, "use the setup", model="scripted:reads")
+                state = await manager.wait_for(task_id, timeout=600)
+                assert state == "ready", manager.tasks()[0]["message"]
+                [info] = log.of(task_id, p.SANDBOX_INFO)
+                tag = str(info.data["image"])
+                pod = str(info.data["container_id"])
+                node = _core(settings).read_namespaced_pod(pod, settings.namespace).spec.node_name
+        cat = log.items(task_id, p.ITEM_COMMAND)[-1]
+        assert tag.startswith("codex-tui-env:") and node == second
+        assert cat["exit_code"] == 0 and cat["aggregated_output"] == "prepared\n"
+    finally:
+        if tag:
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_engine.images.remove(tag, force=True)
+            for socket in (settings.containerd_socket, NODE2_SOCKET):
+                ctr = ["ctr", "--address", socket, "--namespace", "k8s.io", "images", "rm"]
+                subprocess.run([*ctr, f"docker.io/library/{tag}"], capture_output=True, check=False)

@@ -24,6 +24,7 @@ def test_kubernetes_table_sets_cluster_namespace_image_and_node_selector(tmp_pat
         '[sandbox]\nbackend = "kubernetes"\ndisk_mb = 500\n'
         '[sandbox.kubernetes]\nkubeconfig = "/etc/kube.yaml"\ncontext = "prod"\nnamespace = "agents"\n'
         'image = "registry.example.com/codex:1"\nimage_pull_policy = "IfNotPresent"\n'
+        'containerd_sockets = ["/run/node2.sock", "/run/node3.sock"]\n'
         '[sandbox.kubernetes.node_selector]\npool = "agents"\n',
     )
     cfg = load_config(home=home)
@@ -31,6 +32,7 @@ def test_kubernetes_table_sets_cluster_namespace_image_and_node_selector(tmp_pat
     assert cfg.sandbox_backend == "kubernetes"
     assert (settings.kubeconfig, settings.context, settings.namespace) == ("/etc/kube.yaml", "prod", "agents")
     assert settings.image_pull_policy == "IfNotPresent" and settings.node_selector == {"pool": "agents"}
+    assert settings.containerd_sockets == ["/run/node2.sock", "/run/node3.sock"]
     spec = spec_from_config(cfg, "t-1", tmp_path)
     assert spec.kubernetes is settings and spec.limits.disk_mb == 500
 
@@ -42,6 +44,7 @@ def test_kubernetes_table_sets_cluster_namespace_image_and_node_selector(tmp_pat
         ('image_pull_policy = "Sometimes"', "'Sometimes' is not one of Never, IfNotPresent, Always"),
         ('replicas = "2"', "unknown key 'replicas'"),
         ("node_selector = 1", "key 'node_selector': expected a table"),
+        ('containerd_sockets = "/run/a.sock"', "key 'containerd_sockets': expected a list of socket paths"),
     ],
 )
 def test_mistakes_in_the_kubernetes_table_name_the_key(tmp_path: Path, table: str, message: str) -> None:
