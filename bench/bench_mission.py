@@ -18,18 +18,15 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_tui import SyntheticSource, Terminal, child_env, key_latency_summary  # noqa: E402
+from bench_tui import SyntheticSource, Terminal, streamed_keys  # noqa: E402
 
 from codex_tui.config import Config  # noqa: E402
 from codex_tui.tui.app import CodexApp  # noqa: E402
@@ -41,41 +38,22 @@ KEYS = ((b"\x1b[C", "2/{n}"), (b"\x1b[D", "1/{n}"))
 
 def measure(tasks: int, rate: int, seconds: float) -> dict[str, Any]:
     """Run the app with mission control open in a pty; move between tiles; sample RSS."""
-    with tempfile.TemporaryDirectory(prefix="codex-tui-bench-") as tmp:
-        argv = [sys.executable, str(Path(__file__).resolve()), "--child"]
-        argv += ["--tasks", str(tasks), "--rate", str(rate), "--seconds", str(seconds)]
-        term = Terminal.spawn(argv, child_env(Path(tmp)))
-        rss: list[int] = []
-        latencies: list[float] = []
-        missed = 0
-        try:
-            if term.first_after(f"{tasks} tasks".encode(), 0, 30) is None:
-                raise RuntimeError("mission control never showed the tasks")
-            process = psutil.Process(term.proc.pid)
-            time.sleep(1.0)
-            end = time.perf_counter() + seconds - 1.5
-            turn = 0
-            while time.perf_counter() < end:
-                key, mark = KEYS[turn % 2]
-                turn += 1
-                rss.append(process.memory_info().rss)
-                sent = term.write(key)
-                seen = term.first_after(mark.format(n=tasks).encode(), sent, 2.0)
-                if seen is None:
-                    missed += 1
-                else:
-                    latencies.append((seen - sent) * 1000)
-                time.sleep(0.2)
-                rss.append(process.memory_info().rss)
-        finally:
-            term.close()
-        output = sum(len(data) for _, data in term.chunks)
+
+    def press(term: Terminal, turn: int) -> float | None:
+        key, mark = KEYS[turn % 2]
+        sent = term.write(key)
+        seen = term.first_after(mark.format(n=tasks).encode(), sent, 2.0)
+        time.sleep(0.2)
+        return None if seen is None else (seen - sent) * 1000
+
+    load, ready = (tasks, rate, seconds), f"{tasks} tasks".encode()
+    missed, summary = streamed_keys(Path(__file__), load, ready, "mission control's tasks", press)
     return {
         "tiles": tasks,
         "lines_per_s_per_task": rate,
         "seconds": seconds,
         "keys_not_shown": missed,
-        **key_latency_summary(latencies, missed, rss, output),
+        **summary,
     }
 
 

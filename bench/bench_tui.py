@@ -33,6 +33,7 @@ import tempfile
 import termios
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,50 +199,65 @@ def measure_first_paint(runs: int) -> dict[str, Any]:
 
 def measure_streaming(tasks: int, rate: int, seconds: float) -> dict[str, Any]:
     """Run the app with the synthetic source in a pty; type keys; sample RSS."""
-    with tempfile.TemporaryDirectory(prefix="codex-tui-bench-") as tmp:
-        argv = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--child",
-            "--tasks",
-            str(tasks),
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-        ]
-        term = Terminal.spawn(argv, child_env(Path(tmp)))
-        rss: list[int] = []
-        latencies: list[float] = []
-        missed = 0
-        try:
-            if term.first_after(FIRST_FRAME_MARK, 0, 30) is None:
-                raise RuntimeError("the app never painted its first frame")
-            process = psutil.Process(term.proc.pid)
-            time.sleep(1.0)
-            end = time.perf_counter() + seconds - 1.5
-            while time.perf_counter() < end:
-                rss.append(process.memory_info().rss)
-                sent = term.write(KEY)
-                seen = term.first_after(KEY, sent, 2.0)
-                if seen is None:
-                    missed += 1
-                else:
-                    latencies.append((seen - sent) * 1000)
-                time.sleep(0.05)
-                term.write(b"\x7f")
-                time.sleep(0.15)
-                rss.append(process.memory_info().rss)
-        finally:
-            term.close()
-        output = sum(len(data) for _, data in term.chunks)
+
+    def press(term: Terminal, _turn: int) -> float | None:
+        sent = term.write(KEY)
+        seen = term.first_after(KEY, sent, 2.0)
+        time.sleep(0.05)
+        term.write(b"\x7f")
+        time.sleep(0.15)
+        return None if seen is None else (seen - sent) * 1000
+
+    load = (tasks, rate, seconds)
+    missed, summary = streamed_keys(Path(__file__), load, FIRST_FRAME_MARK, "its first frame", press)
     return {
         "tasks": tasks,
         "lines_per_s_per_task": rate,
         "seconds": seconds,
         "keys_not_echoed": missed,
-        **key_latency_summary(latencies, missed, rss, output),
+        **summary,
     }
+
+
+def streamed_keys(
+    script: Path,
+    load: tuple[int, int, float],
+    ready: bytes,
+    what: str,
+    press: Callable[[Terminal, int], float | None],
+) -> tuple[int, dict[str, Any]]:
+    """Run `python SCRIPT --child` with `load` (tasks, log lines/s per task, seconds) in a pty; once
+    `ready` shows, call `press(term, turn)` (it sends a key and returns the key-to-screen latency in
+    ms, or None when the screen never showed it) until the seconds are up, sampling RSS around each
+    press. Returns (keys missed, key_latency_summary)."""
+    tasks, rate, seconds = load
+    argv = [sys.executable, str(script.resolve()), "--child"]
+    argv += ["--tasks", str(tasks), "--rate", str(rate), "--seconds", str(seconds)]
+    with tempfile.TemporaryDirectory(prefix="codex-tui-bench-") as tmp:
+        term = Terminal.spawn(argv, child_env(Path(tmp)))
+        rss: list[int] = []
+        latencies: list[float] = []
+        missed = 0
+        try:
+            if term.first_after(ready, 0, 30) is None:
+                raise RuntimeError(f"the app never showed {what}")
+            process = psutil.Process(term.proc.pid)
+            time.sleep(1.0)
+            end = time.perf_counter() + seconds - 1.5
+            turn = 0
+            while time.perf_counter() < end:
+                rss.append(process.memory_info().rss)
+                latency = press(term, turn)
+                turn += 1
+                if latency is None:
+                    missed += 1
+                else:
+                    latencies.append(latency)
+                rss.append(process.memory_info().rss)
+        finally:
+            term.close()
+        output = sum(len(data) for _, data in term.chunks)
+    return missed, key_latency_summary(latencies, missed, rss, output)
 
 
 def key_latency_summary(latencies: list[float], missed: int, rss: list[int], output: int) -> dict[str, Any]:
