@@ -78,7 +78,7 @@ BASE_CHECKPOINT = "base"
 """The checkpoint id of the starting snapshot: `restore("base")` undoes everything."""
 META_FILE = "workspace.json"
 LATEST_REF = "refs/codex/latest"
-"""The newest snapshot's tree: a prune keeps the files as they are now."""
+"""The newest snapshot's tree, set just before a prune: it keeps the files as they are now."""
 PRUNE_AFTER_BYTES = 512 * 1024 * 1024
 """Snapshot objects pile up (every changed file, after every tool call): past this much more than
 after the last prune, objects no checkpoint or the newest snapshot needs are deleted."""
@@ -112,6 +112,7 @@ class Workspace:
         self._snapshots = Snapshotter(host, path, base, set())
         self._lock = asyncio.Lock()
         self._latest = ""
+        """The tree of the newest snapshot."""
         self._pruned_at = 0
         """Loose object bytes left by the last prune (0 before any)."""
 
@@ -212,9 +213,7 @@ class Workspace:
         if not self.path.is_dir() or self.path.is_symlink():
             raise WorkspaceError(f"the checkout at {self.path} is gone")
         snapshot = self._snapshots.take()
-        if snapshot.tree != self._latest:
-            self.host.update_ref(LATEST_REF, snapshot.tree)
-            self._latest = snapshot.tree
+        self._latest = snapshot.tree
         if snapshot.skipped:
             shown = ", ".join(snapshot.skipped[:3]) + (" …" if len(snapshot.skipped) > 3 else "")
             log.warning("task %s: left out of the snapshot: %s", self.task_id, shown)
@@ -239,6 +238,8 @@ class Workspace:
         before = self.host.loose_bytes()
         if before < self._pruned_at + PRUNE_AFTER_BYTES:
             return 0
+        if self._latest:  # the files as they are now survive the prune
+            self.host.update_ref(LATEST_REF, self._latest)
         self.host.prune(PRUNE_GRACE)
         self._snapshots.forget_objects()
         self._pruned_at = self.host.loose_bytes()
